@@ -1,0 +1,92 @@
+"""The one place that reads and writes Delta tables of the lake.
+
+A lake is a folder or an S3 prefix; each table is `<lake>/<name>`. Writes are idempotent by
+construction: a job replaces exactly the date range it computed (`replaceWhere`), or appends only
+what it has not written before (ingest keeps a ledger of the files it has loaded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from flowspark.sources import normalise_uri
+
+FLOW_RECORDS = "flow_records"
+FLOW_REJECTS = "flow_rejects"
+INGESTED_FILES = "ingested_files"
+INGEST_STATS = "ingest_stats"
+FLOWS = "flows"
+DEDUP_STATS = "dedup_stats"
+
+
+def table_path(lake: str, name: str) -> str:
+    return f"{normalise_uri(lake)}/{name}"
+
+
+def exists(spark: SparkSession, lake: str, name: str) -> bool:
+    return bool(DeltaTable.isDeltaTable(spark, table_path(lake, name)))
+
+
+def read(spark: SparkSession, lake: str, name: str) -> DataFrame:
+    path = table_path(lake, name)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise FileNotFoundError(f"no Delta table at {path}: run the job that writes '{name}' first")
+    return spark.read.format("delta").load(path)
+
+
+def append(
+    df: DataFrame,
+    lake: str,
+    name: str,
+    partition_by: list[str] | None = None,
+    max_records_per_file: int | None = None,
+) -> None:
+    writer = df.write.format("delta").mode("append")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if max_records_per_file:
+        writer = writer.option("maxRecordsPerFile", max_records_per_file)
+    writer.save(table_path(lake, name))
+
+
+def replace_dates(
+    df: DataFrame,
+    lake: str,
+    name: str,
+    date_column: str,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    partition_by: list[str] | None = None,
+) -> None:
+    """Atomically replace the rows of [date_from, date_to] (all rows if both are None) with df."""
+    path = table_path(lake, name)
+    writer = df.write.format("delta").mode("overwrite")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    conds = []
+    if date_from is not None:
+        conds.append(f"{date_column} >= DATE'{date_from.isoformat()}'")
+    if date_to is not None:
+        conds.append(f"{date_column} <= DATE'{date_to.isoformat()}'")
+    spark = df.sparkSession
+    if conds and DeltaTable.isDeltaTable(spark, path):
+        writer = writer.option("replaceWhere", " AND ".join(conds))
+    elif not conds:
+        writer = writer.option("overwriteSchema", "false")
+    writer.save(path)
+
+
+def last_operation_metrics(spark: SparkSession, lake: str, name: str) -> dict[str, Any]:
+    """Delta's own metrics of the table's latest commit (numOutputRows, numFiles, ...)."""
+    row = DeltaTable.forPath(spark, table_path(lake, name)).history(1).select("operationMetrics").first()
+    return dict(row["operationMetrics"] or {}) if row else {}
+
+
+def size_bytes(spark: SparkSession, lake: str, name: str) -> int:
+    """Bytes of the live data files of the table's current version."""
+    detail = DeltaTable.forPath(spark, table_path(lake, name)).detail().select("sizeInBytes").first()
+    return int(detail["sizeInBytes"]) if detail else 0
