@@ -110,6 +110,49 @@ def _ingest_parser(sub: Any) -> None:
     p.set_defaults(handler=cmd_ingest)
 
 
+def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark import dedup
+    from flowspark.runs import run_dedup
+
+    key = [k.strip() for k in args.key.split(",")] if args.key else None
+    if key:
+        dedup.validate_key(key)
+    if args.window:
+        dedup.window_seconds(args.window)
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise ConfigError(f"--from {args.date_from} is after --to {args.date_to}")
+    spark = spark_for(cfg)
+    summary = run_dedup(spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional)
+    print(summary.text())
+    return 0
+
+
+def _dedup_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "dedup",
+        help="compact flow_records into <lake>/flows: one row per window and flow key, nothing lost",
+        description=(
+            "Group the data records (log_status OK) of flow_records by a tumbling window on start (UTC) "
+            "and the flow key; sum packets and bytes, count records, keep the first start and last end, "
+            "OR the tcp flags. Replaces exactly the --from/--to range of <lake>/flows (all of it without a "
+            "range), so reruns are idempotent. Checks that records, packets and bytes are conserved and "
+            "fails if not; appends its figures to <lake>/dedup_stats. NODATA/SKIPDATA rows are counted per "
+            "interface and window in <lake>/dedup_status_counts."
+        ),
+    )
+    p.add_argument("--window", help="window on start: 10m, 1h (default, from config), 1d, or none")
+    p.add_argument("--key", help="flow key columns, comma-separated (default: account_id,interface_id,srcaddr,"
+                   "dstaddr,srcport,dstport,protocol,action)")
+    p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="merge both directions of a conversation into one row of <lake>/conversations with request/response "
+        "packets and bytes; the server is the endpoint with the lower port, ties go by address order",
+    )
+    add_common(p)
+    p.set_defaults(handler=cmd_dedup)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowspark",
@@ -121,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p, lake=False, dates=False)
     p.set_defaults(handler=cmd_setup)
     _ingest_parser(sub)
+    _dedup_parser(sub)
     for register in _plugins():
         register(sub)
     return parser
@@ -131,7 +175,7 @@ def _plugins() -> list[Callable[[Any], None]]:
     regs: list[Callable[[Any], None]] = []
     import importlib
 
-    for mod in ("flowspark.dedup_cli", "flowspark.tags", "flowspark.ipranges", "flowspark.reports"):
+    for mod in ("flowspark.tags", "flowspark.ipranges", "flowspark.reports"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -21,6 +21,8 @@ INGESTED_FILES = "ingested_files"
 INGEST_STATS = "ingest_stats"
 FLOWS = "flows"
 DEDUP_STATS = "dedup_stats"
+DEDUP_STATUS_COUNTS = "dedup_status_counts"
+CONVERSATIONS = "conversations"
 
 
 def table_path(lake: str, name: str) -> str:
@@ -90,3 +92,20 @@ def size_bytes(spark: SparkSession, lake: str, name: str) -> int:
     """Bytes of the live data files of the table's current version."""
     detail = DeltaTable.forPath(spark, table_path(lake, name)).detail().select("sizeInBytes").first()
     return int(detail["sizeInBytes"]) if detail else 0
+
+
+def version(spark: SparkSession, lake: str, name: str) -> int | None:
+    """The table's current version, or None if it does not exist yet."""
+    if not exists(spark, lake, name):
+        return None
+    row = DeltaTable.forPath(spark, table_path(lake, name)).history(1).select("version").first()
+    return int(row["version"]) if row else None
+
+
+def undo_to(spark: SparkSession, lake: str, name: str, previous: int | None) -> None:
+    """Put a table back as it was at `previous` (a failed check after a write); None = it was empty."""
+    table = DeltaTable.forPath(spark, table_path(lake, name))
+    if previous is None:
+        table.delete()
+    else:
+        table.restoreToVersion(previous)
