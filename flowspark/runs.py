@@ -20,7 +20,7 @@ from flowspark import ingest as ing
 from flowspark import tables
 from flowspark.config import Config
 from flowspark.schema import DEFAULT_FORMAT, SOURCE_FILE, parse_format
-from flowspark.sources import SourceFile, discover, read_first_lines
+from flowspark.sources import SourceFile, canonical, discover, read_first_lines
 
 log = logging.getLogger("flowspark")
 
@@ -88,7 +88,7 @@ def _already_ingested(spark: SparkSession, lake: str) -> set[tuple[str, int]]:
         return set()
     # The ledger holds one small row per object ever ingested: bounded by the object count.
     rows = tables.read(spark, lake, tables.INGESTED_FILES).select(SOURCE_FILE, "size").collect()
-    return {(r[SOURCE_FILE], int(r["size"])) for r in rows}
+    return {(canonical(r[SOURCE_FILE]), int(r["size"])) for r in rows}
 
 
 def _read_text(spark: SparkSession, files: list[SourceFile]) -> DataFrame:
@@ -134,7 +134,7 @@ def run_ingest(
     found = discover(spark, source, suffixes, date_from, date_to)
     summary.files_found = len(found)
     done = set() if force else _already_ingested(spark, lake)
-    todo = [f for f in found if (f.path, f.size) not in done]
+    todo = [f for f in found if (canonical(f.path), f.size) not in done]
     summary.files_skipped = len(found) - len(todo)
     if not todo:
         summary.seconds = time.time() - t0
@@ -175,8 +175,9 @@ def run_ingest(
 
     if summary.rejected:
         reject_paths = set(str(m["reject_files"]).split("\n"))
-        again_text = [f for f in text_files if f.path in reject_paths or _spark_path(f.path) in reject_paths]
-        again_parquet = [f for f in parquet_files if f.path in reject_paths or _spark_path(f.path) in reject_paths]
+        reject_paths = {canonical(p) for p in reject_paths}
+        again_text = [f for f in text_files if canonical(f.path) in reject_paths]
+        again_parquet = [f for f in parquet_files if canonical(f.path) in reject_paths]
         rej = ing.rejects(_parsed(spark, again_text, again_parquet, default_format), summary.ingest_id)
         tables.append(rej, lake, tables.FLOW_REJECTS)
         written = int(tables.last_operation_metrics(spark, lake, tables.FLOW_REJECTS).get("numOutputRows", 0))
@@ -185,7 +186,7 @@ def run_ingest(
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     ledger = spark.createDataFrame(
-        [(f.path, f.size, f.mtime_ms, summary.ingest_id, now) for f in todo], _LEDGER_SCHEMA
+        [(canonical(f.path), f.size, f.mtime_ms, summary.ingest_id, now) for f in todo], _LEDGER_SCHEMA
     )
     tables.append(ledger, lake, tables.INGESTED_FILES)
     summary.seconds = time.time() - t0
@@ -215,11 +216,6 @@ def _one_row(spark: SparkSession, values: dict) -> DataFrame:
 
     schema = StructType([StructField(k, typ(v), True) for k, v in values.items()])
     return spark.createDataFrame([tuple(values.values())], schema)
-
-
-def _spark_path(path: str) -> str:
-    # Spark reports local files as file:/abs/path; discovery uses file:///abs/path.
-    return path.replace("file:///", "file:/", 1)
 
 
 def _append_stats(spark: SparkSession, lake: str, summary: IngestSummary) -> None:

@@ -194,3 +194,13 @@ def read_first_lines(spark: Any, files: list[SourceFile], threads: int = 16) -> 
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return dict(zip([f.path for f in files], pool.map(remote_first, files)))
+
+
+def canonical(uri: str) -> str:
+    """One name per object whatever scheme reached it (s3a://, s3n:// and s3:// are the same bucket)."""
+    for scheme in ("s3a://", "s3n://"):
+        if uri.startswith(scheme):
+            return "s3://" + uri[len(scheme) :]
+    if uri.startswith("file:///"):
+        return "file:/" + uri[len("file:///") :]
+    return uri

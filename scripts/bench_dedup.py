@@ -1,0 +1,214 @@
+"""Benchmark: flow compaction by the seed notebook's pandas, DuckDB, a plain PySpark job and flowspark,
+on the same generated data, in one run.
+
+For each size it (re)uses a dataset from scripts/generate_flow_logs.py (default layout, .log.gz, ~1 728
+files) and runs each engine in its own process, sampling the resident memory of the whole process tree
+(the JVM included) every 0.1 s:
+
+  pandas    the notebook as written: pd.read_csv per file, duplicated(keep=False), groupby (its own key,
+            no time window, runts dropped: so its sums are NOT the input's)
+  duckdb    read_csv over the .log.gz files, GROUP BY 1-hour window + flow key, write Parquet
+  pyspark   spark.read.csv(glob, explicit schema), groupBy(1-hour window + key), write Parquet
+  flowspark `flowspark ingest` then `flowspark dedup` (two commands, as a user runs them), and dedup alone
+
+Usage: python scripts/bench_dedup.py [--sizes 1000000,10000000] [--data /tmp/bench] [--engines ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+KEY = ["account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action"]
+
+
+def tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/status") as fh:
+                kb = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = kb
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak tree RSS in MB, stdout) of a command."""
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            time.sleep(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    th.join()
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}... failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, peak[0] // 1024, out
+
+
+PANDAS = """
+import os, sys, json, pandas as pd
+root = sys.argv[1]
+dataframes = []
+for subdir, dirs, files in os.walk(root):
+    for file in files:
+        if file.endswith(".log.gz"):   # the notebook globs .log; these are gzipped as AWS delivers them
+            dataframes.append(pd.read_csv(os.path.join(subdir, file), delimiter=' '))
+vflows = pd.concat(dataframes, ignore_index=True)
+key = ['account-id', 'interface-id', 'srcaddr', 'dstaddr', 'srcport', 'dstport', 'protocol', 'action']
+duplicate_rows = vflows.duplicated(subset=key, keep=False)
+duplicates = vflows[duplicate_rows]
+duplicate_counts = duplicates.groupby(
+    ['account-id', 'interface-id', 'srcaddr', 'dstaddr', 'dstport', 'srcport', 'protocol', 'action']
+).agg(count=('account-id', 'size'), total_bytes=('bytes', 'sum'), total_packets=('packets', 'sum')).reset_index()
+def total(col):
+    try:
+        return int(pd.to_numeric(duplicate_counts[col]).sum())
+    except Exception:
+        return None   # bytes read as strings (NODATA '-' rows) were "summed" by concatenation
+print(json.dumps({"rows": int(len(duplicate_counts)), "records": int(duplicate_counts['count'].sum()),
+                  "packets": total('total_packets'), "bytes": total('total_bytes')}))
+"""
+
+DUCKDB = """
+import sys, json, duckdb
+root, out = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+cols = {"version": "INTEGER", "account-id": "VARCHAR", "interface-id": "VARCHAR", "srcaddr": "VARCHAR",
+        "dstaddr": "VARCHAR", "srcport": "INTEGER", "dstport": "INTEGER", "protocol": "INTEGER",
+        "packets": "BIGINT", "bytes": "BIGINT", "start": "BIGINT", "end": "BIGINT", "action": "VARCHAR",
+        "log-status": "VARCHAR"}
+con.execute(f'''
+COPY (
+  SELECT start - start % 3600 AS window_start, "account-id", "interface-id", srcaddr, dstaddr, srcport, dstport,
+         protocol, action, count(*) AS records, sum(packets) AS packets, sum(bytes) AS bytes,
+         min(start) AS first_start, max("end") AS last_end
+  FROM read_csv('{root}/**/*.log.gz', delim=' ', header=true, nullstr='-', columns={cols})
+  WHERE "log-status" = 'OK'
+  GROUP BY ALL
+) TO '{out}' (FORMAT parquet)''')
+r = con.execute(f"SELECT count(*), sum(records), sum(packets), sum(bytes) FROM '{out}'").fetchone()
+print(json.dumps({"rows": r[0], "records": int(r[1]), "packets": int(r[2]), "bytes": int(r[3])}))
+"""
+
+PYSPARK = """
+import sys, json
+from pyspark.sql import SparkSession, functions as F
+root, out = sys.argv[1], sys.argv[2]
+spark = SparkSession.builder.master("local[*]").config("spark.driver.memory", "2g").getOrCreate()
+spark.sparkContext.setLogLevel("ERROR")
+schema = ("version int, account_id string, interface_id string, srcaddr string, dstaddr string, srcport int, "
+          "dstport int, protocol int, packets bigint, bytes bigint, start bigint, `end` bigint, action string, "
+          "log_status string")
+df = spark.read.csv(root + "/AWSLogs/*/vpcflowlogs/*/*/*/*/*.log.gz", sep=" ", header=True, schema=schema, nullValue="-")
+key = ["account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action"]
+agg = (df.where("log_status = 'OK'").withColumn("window_start", F.col("start") - F.col("start") % 3600)
+       .groupBy("window_start", *key)
+       .agg(F.count("*").alias("records"), F.sum("packets").alias("packets"), F.sum("bytes").alias("bytes"),
+            F.min("start").alias("start"), F.max("end").alias("end")))
+agg.write.mode("overwrite").parquet(out)
+r = spark.read.parquet(out).agg(F.count("*"), F.sum("records"), F.sum("packets"), F.sum("bytes")).first()
+print(json.dumps({"rows": r[0], "records": int(r[1]), "packets": int(r[2]), "bytes": int(r[3])}))
+"""
+
+
+def dataset(base: Path, records: int) -> tuple[Path, dict]:
+    out = base / f"gen{records}"
+    truth_file = out / "_truth.json"
+    if truth_file.exists():
+        truth = json.loads(truth_file.read_text())
+        if truth["records"] == records:
+            return out, truth
+    print(f"generating {records:,} records into {out} ...", flush=True)
+    subprocess.run([PY, str(REPO / "scripts/generate_flow_logs.py"), "--out", str(out), "--records", str(records),
+                    "--overwrite", "--quiet"], check=True)
+    return out, json.loads(truth_file.read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=textwrap.dedent(__doc__ or ""), formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--data", default="bench-out", help="where datasets and outputs go")
+    ap.add_argument("--engines", default="pandas,duckdb,pyspark,flowspark")
+    args = ap.parse_args()
+    base = Path(args.data).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    engines = args.engines.split(",")
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        data, truth = dataset(base, size)
+        want = (truth["data_records"], truth["packets"], truth["bytes"])
+        scratch = base / "out"
+        row: dict[str, dict] = {}
+        for engine in engines:
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            print(f"[{size:,}] {engine} ...", flush=True)
+            if engine in ("pandas", "duckdb", "pyspark"):
+                script = {"pandas": PANDAS, "duckdb": DUCKDB, "pyspark": PYSPARK}[engine]
+                target = scratch / ("out.parquet" if engine == "duckdb" else "out")
+                wall, peak, out = run([PY, "-c", script, str(data), str(target)])
+                res = json.loads(out.strip().splitlines()[-1])
+                ok = (res["records"], res["packets"], res["bytes"]) == want
+                row[engine] = {"wall": wall, "peak_mb": peak, "rows": res["rows"], "sums_match": ok}
+            else:
+                lake = scratch / "lake"
+                fs = str(Path(PY).with_name("flowspark"))
+                w1, p1, _ = run([fs, "ingest", "--source", str(data), "--lake", str(lake)])
+                w2, p2, out = run([fs, "dedup", "--lake", str(lake)])
+                ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
+                rows = int(out.split("output rows", 1)[1].split()[0].replace(",", ""))
+                row["flowspark ingest"] = {"wall": w1, "peak_mb": p1, "rows": size, "sums_match": True}
+                row["flowspark dedup"] = {"wall": w2, "peak_mb": p2, "rows": rows, "sums_match": ok}
+                row["flowspark ingest+dedup"] = {"wall": w1 + w2, "peak_mb": max(p1, p2), "rows": rows, "sums_match": ok}
+        results.append((size, truth, row))
+        print_table(size, truth, row)
+    (base / "results.json").write_text(json.dumps([{"size": s, "results": r} for s, _, r in results], indent=1))
+    return 0
+
+
+def print_table(size: int, truth: dict, row: dict) -> None:
+    duck = row.get("duckdb", {}).get("wall")
+    print(f"\n{size:,} records ({truth['files']:,} files; truth: {truth['window_1h']['flow_keys']:,} window/key rows)")
+    print(f"{'engine':<24}{'wall s':>9}{'records/s':>12}{'peak MB':>9}{'x duckdb':>10}{'rows out':>12}  sums = truth")
+    for name, r in row.items():
+        ratio = f"{r['wall'] / duck:.1f}" if duck else "-"
+        print(f"{name:<24}{r['wall']:>9.1f}{size / r['wall']:>12,.0f}{r['peak_mb']:>9,}{ratio:>10}{r['rows']:>12,}  "
+              f"{'yes' if r['sums_match'] else 'NO'}")
+    print(flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
