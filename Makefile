@@ -6,14 +6,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+VENV35 ?= .venv-35
+STAMP35 := $(VENV35)/.installed
 DEMO   ?= demo
 RECORDS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint typecheck bench clean
+.PHONY: help setup setup-spark35 demo test test-fast lint typecheck bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
+	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +26,22 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv, install flowspark[dev], fetch and cache the JVM jars (once)
 	$(VENV)/bin/flowspark setup
 
+$(STAMP35): requirements/spark35.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV35)
+	$(VENV35)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV35)/bin/python -m pip install --quiet -r requirements/spark35.txt chispa pytest pytest-timeout boto3 'moto[server]' numpy pyarrow
+	$(VENV35)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP35)
+
+setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .venv-35, jars cached
+	$(VENV35)/bin/flowspark setup
+
 demo: setup ## generate sample flow logs and run the whole pipeline on them (local Spark)
 	$(PY) scripts/demo.py --out $(DEMO) --records $(RECORDS)
 
-test: setup ## run the test suite (pytest; needs ../shared/samples for the sample-data tests)
+test: setup setup-spark35 ## the test suite on Spark 4.0, then ingest+dedup tests on Spark 3.5 (same code)
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(VENV35)/bin/python -m pytest -q -p no:cacheprovider tests/test_ingest.py tests/test_dedup.py
 
 test-fast: setup ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"

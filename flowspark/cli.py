@@ -37,7 +37,9 @@ def add_common(p: argparse.ArgumentParser, lake: bool = True, dates: bool = True
     g.add_argument("--s3-endpoint", help="S3 endpoint URL for a local S3 (moto, MinIO)")
     g.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     if lake:
-        p.add_argument("--lake", required=True, help="lake root: a folder or s3://bucket/prefix holding the Delta tables")
+        p.add_argument(
+            "--lake", required=True, help="lake root: a folder or s3://bucket/prefix holding the Delta tables"
+        )
     if dates:
         p.add_argument("--from", dest="date_from", type=parse_date, help="first day (UTC, YYYY-MM-DD), inclusive")
         p.add_argument("--to", dest="date_to", type=parse_date, help="last day (UTC, YYYY-MM-DD), inclusive")
@@ -141,8 +143,11 @@ def _dedup_parser(sub: Any) -> None:
         ),
     )
     p.add_argument("--window", help="window on start: 10m, 1h (default, from config), 1d, or none")
-    p.add_argument("--key", help="flow key columns, comma-separated (default: account_id,interface_id,srcaddr,"
-                   "dstaddr,srcport,dstport,protocol,action)")
+    p.add_argument(
+        "--key",
+        help="flow key columns, comma-separated (default: account_id,interface_id,srcaddr,"
+        "dstaddr,srcport,dstport,protocol,action)",
+    )
     p.add_argument(
         "--bidirectional",
         action="store_true",

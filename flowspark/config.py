@@ -98,9 +98,7 @@ def _build(cls: Any, section: str, data: dict[str, Any]) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(
-            f"[{section}] has unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
+        raise ConfigError(f"[{section}] has unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
     defaults = cls()
     for name, value in data.items():

@@ -76,7 +76,9 @@ def window_start(start: Column, seconds: int | None) -> Column:
     return F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(seconds)))
 
 
-def compact(window: str = "1h", key: Sequence[str] = DEFAULT_KEY, carry: Sequence[str] = CARRIED) -> Callable[[DataFrame], DataFrame]:
+def compact(
+    window: str = "1h", key: Sequence[str] = DEFAULT_KEY, carry: Sequence[str] = CARRIED
+) -> Callable[[DataFrame], DataFrame]:
     """Transform: flow_records -> flows (one row per window and flow key)."""
     seconds = window_seconds(window)
     key = validate_key(key)
@@ -146,8 +148,17 @@ def bidirectional(window: str = "1h") -> Callable[[DataFrame], DataFrame]:
     def transform(records: DataFrame) -> DataFrame:
         data = client_server(data_records(records)).withColumn("window_start", window_start(F.col("start"), seconds))
         req = F.col("__request")
-        key = ["window_start", "account_id", "interface_id", "client_addr", "client_port", "server_addr",
-               "server_port", "protocol", "action"]
+        key = [
+            "window_start",
+            "account_id",
+            "interface_id",
+            "client_addr",
+            "client_port",
+            "server_addr",
+            "server_port",
+            "protocol",
+            "action",
+        ]
         out = data.groupBy(*key).agg(
             F.count(F.lit(1)).alias("records"),
             F.sum(F.when(req, F.col("packets")).otherwise(0)).alias("request_packets"),
@@ -188,7 +199,9 @@ def output_totals() -> list[Column]:
         F.sum("bytes").alias("out_bytes"),
         F.count(F.when(runt & (F.col("action") == "ACCEPT"), 1)).alias("runts_accept"),
         F.count(F.when(runt & (F.col("action") == "REJECT"), 1)).alias("runts_reject"),
-        F.count(F.when(runt & ~F.coalesce(F.col("action"), F.lit("")).isin("ACCEPT", "REJECT"), 1)).alias("runts_other"),
+        F.count(F.when(runt & ~F.coalesce(F.col("action"), F.lit("")).isin("ACCEPT", "REJECT"), 1)).alias(
+            "runts_other"
+        ),
         F.count(F.when(multi, 1)).alias("multi_record_keys"),
         F.coalesce(F.sum(F.when(multi, F.col("records"))), F.lit(0)).alias("records_in_multi_record_keys"),
     ]

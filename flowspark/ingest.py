@@ -105,14 +105,18 @@ def _typed(f: Field, raw: Column, raw_name: str, data_row: Column) -> tuple[Colu
     if f.column in RANGES:
         lo, hi = RANGES[f.column]
         reasons.append(
-            F.when(data_row & ((num < lo) | (num > hi)), F.concat(F.lit(f"{f.aws}: "), raw, F.lit(f" outside {lo}-{hi}")))
+            F.when(
+                data_row & ((num < lo) | (num > hi)), F.concat(F.lit(f"{f.aws}: "), raw, F.lit(f" outside {lo}-{hi}"))
+            )
         )
     if f.kind == "epoch":
         return F.when(num > MS_THRESHOLD, F.timestamp_millis(num)).otherwise(F.timestamp_seconds(num)), reasons
     return num, reasons
 
 
-def _finish(staged: DataFrame, present: Sequence[Field], extras: Sequence[str], count_reason: Column | None) -> DataFrame:
+def _finish(
+    staged: DataFrame, present: Sequence[Field], extras: Sequence[str], count_reason: Column | None
+) -> DataFrame:
     """Typed columns, validation and event_date from a frame with `__raw_<column>` strings."""
     status = F.col("__raw_log_status") if any(f.column == "log_status" for f in present) else F.lit(None)
     data_row = F.coalesce(status, F.lit("OK")) == "OK"
@@ -124,11 +128,15 @@ def _finish(staged: DataFrame, present: Sequence[Field], extras: Sequence[str], 
         reasons.extend(why)
     if "action" in typed:
         a = typed["action"]
-        reasons.append(F.when(a.isNotNull() & ~a.isin(*ACTIONS), F.concat(F.lit("action: unknown value '"), a, F.lit("'"))))
+        reasons.append(
+            F.when(a.isNotNull() & ~a.isin(*ACTIONS), F.concat(F.lit("action: unknown value '"), a, F.lit("'")))
+        )
     if "log_status" in typed:
         s = typed["log_status"]
         reasons.append(
-            F.when(s.isNotNull() & ~s.isin(*LOG_STATUSES), F.concat(F.lit("log-status: unknown value '"), s, F.lit("'")))
+            F.when(
+                s.isNotNull() & ~s.isin(*LOG_STATUSES), F.concat(F.lit("log-status: unknown value '"), s, F.lit("'"))
+            )
         )
     reasons.append(F.when(F.instr(F.col("__raw"), "\ufffd") > 0, F.lit("undecodable bytes (not UTF-8)")))
     reason = F.concat_ws("; ", *reasons)

@@ -311,8 +311,12 @@ def run_dedup(
     key = dedup.validate_key(key or list(cfg.dedup.key))
     dedup.window_seconds(window)
     summary = DedupSummary(
-        lake=lake, window=window, key=key, bidirectional=bidirectional,
-        date_from=date_from.isoformat() if date_from else None, date_to=date_to.isoformat() if date_to else None,
+        lake=lake,
+        window=window,
+        key=key,
+        bidirectional=bidirectional,
+        date_from=date_from.isoformat() if date_from else None,
+        date_to=date_to.isoformat() if date_to else None,
     )
     records = tables.read(spark, lake, tables.FLOW_RECORDS)
     if date_from is not None:
@@ -335,7 +339,11 @@ def run_dedup(
     before = tables.version(spark, lake, table)
     tables.replace_dates(observed_out, lake, table, "event_date", date_from, date_to, partition_by=["event_date"])
     mi, mo = obs_in.get, obs_out.get
-    summary.input_records, summary.nodata, summary.skipdata = int(mi["in_records"]), int(mi["nodata"]), int(mi["skipdata"])
+    summary.input_records, summary.nodata, summary.skipdata = (
+        int(mi["in_records"]),
+        int(mi["nodata"]),
+        int(mi["skipdata"]),
+    )
     summary.input_packets, summary.input_bytes = int(mi["in_packets"] or 0), int(mi["in_bytes"] or 0)
     summary.output_rows, summary.output_records = int(mo["out_rows"]), int(mo["out_records"] or 0)
     summary.output_packets, summary.output_bytes = int(mo["out_packets"] or 0), int(mo["out_bytes"] or 0)
@@ -344,23 +352,30 @@ def run_dedup(
     written = int(tables.last_operation_metrics(spark, lake, table).get("numOutputRows", -1))
     if not summary.conserved() or written != summary.output_rows:
         tables.undo_to(spark, lake, table, before)  # leave the table as it was, then fail loudly
-        raise ReconciliationError(
-            f"dedup did not conserve the input: {summary.text()}\n  Delta wrote {written} rows"
-        )
+        raise ReconciliationError(f"dedup did not conserve the input: {summary.text()}\n  Delta wrote {written} rows")
     status = tables.read(spark, lake, tables.FLOW_RECORDS)
     if date_from is not None:
         status = status.where(F.col("event_date") >= F.lit(date_from))
     if date_to is not None:
         status = status.where(F.col("event_date") <= F.lit(date_to))
     tables.replace_dates(
-        status.transform(dedup.status_counts(window)), lake, tables.DEDUP_STATUS_COUNTS, "event_date",
-        date_from, date_to, partition_by=None,
+        status.transform(dedup.status_counts(window)),
+        lake,
+        tables.DEDUP_STATUS_COUNTS,
+        "event_date",
+        date_from,
+        date_to,
+        partition_by=None,
     )
     summary.input_delta_bytes = tables.size_bytes(spark, lake, tables.FLOW_RECORDS)
     summary.output_delta_bytes = tables.size_bytes(spark, lake, table)
     summary.seconds = time.time() - t0
     stats = {k: v for k, v in asdict(summary).items() if k != "key"}
-    stats.update(key=",".join(key), ratio=summary.ratio, notebook_ratio=summary.notebook_ratio,
-                 computed_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    stats.update(
+        key=",".join(key),
+        ratio=summary.ratio,
+        notebook_ratio=summary.notebook_ratio,
+        computed_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+    )
     tables.append(_one_row(spark, stats), lake, tables.DEDUP_STATS)
     return summary

@@ -173,8 +173,7 @@ def parse_format(fmt: str) -> list[str]:
     unknown = [n for n in names if n not in BY_AWS]
     if unknown:
         raise ValueError(
-            f"unknown flow log field(s) in the format: {', '.join(unknown)}. "
-            f"Known fields: {', '.join(BY_AWS)}"
+            f"unknown flow log field(s) in the format: {', '.join(unknown)}. Known fields: {', '.join(BY_AWS)}"
         )
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -1,7 +1,8 @@
 """Finding flow log objects under a folder or an S3 prefix, in both AWS key layouts.
 
 Default layout:  AWSLogs/<acct>/vpcflowlogs/<region>/YYYY/MM/DD/[HH/]<file>
-Hive layout:     AWSLogs/aws-account-id=<acct>/aws-service=vpcflowlogs/aws-region=<r>/year=YYYY/month=MM/day=DD/[hour=HH/]
+Hive layout:     AWSLogs/aws-account-id=<acct>/aws-service=vpcflowlogs/aws-region=<r>/
+                 year=YYYY/month=MM/day=DD/[hour=HH/]
 Plain folder:    any tree of .log / .log.gz / .log.parquet files.
 
 With a date range the walk descends folder by folder and never enters a year, month or day folder
@@ -88,7 +89,7 @@ def _walk_local(root: str, suffixes: tuple[str, ...], date_from, date_to) -> Ite
         return
     if not os.path.isdir(base):
         raise FileNotFoundError(f"source folder not found: {base}")
-    stack = [(base, [])]
+    stack: list[tuple[str, list[str]]] = [(base, [])]
     while stack:
         folder, rel = stack.pop()
         with os.scandir(folder) as it:
@@ -122,7 +123,7 @@ def _walk_hadoop(spark: Any, root: str, suffixes: tuple[str, ...], date_from, da
             if _wanted(name, suffixes) and not any(p.startswith(("_", ".")) for p in rel):
                 yield SourceFile(st.getPath().toString(), st.getLen(), st.getModificationTime())
         return
-    stack = [(root_path, [])]
+    stack: list[tuple[Any, list[str]]] = [(root_path, [])]
     while stack:
         folder, rel = stack.pop()
         for st in fs.listStatus(folder):
