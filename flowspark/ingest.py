@@ -138,6 +138,19 @@ def _finish(
                 s.isNotNull() & ~s.isin(*LOG_STATUSES), F.concat(F.lit("log-status: unknown value '"), s, F.lit("'"))
             )
         )
+    if "version" in typed:
+        # AWS writes the highest version among the format's fields (2 for the default format); another
+        # value means the line does not belong to this format. With fields the catalogue does not know
+        # (a newer version), only a lower value is wrong.
+        expected = max(f.version for f in present)
+        v = typed["version"]
+        bad = (v < expected) if extras else (v != expected)
+        reasons.append(
+            F.when(
+                v.isNotNull() & bad,
+                F.concat(F.lit("version: "), v.cast("string"), F.lit(f" does not fit the format (version {expected})")),
+            )
+        )
     reasons.append(F.when(F.instr(F.col("__raw"), "\ufffd") > 0, F.lit("undecodable bytes (not UTF-8)")))
     reason = F.concat_ws("; ", *reasons)
     if count_reason is not None:
