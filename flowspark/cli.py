@@ -161,7 +161,7 @@ def _dedup_parser(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowspark",
-        description="AWS VPC Flow Logs -> Delta Lake on PySpark: ingest, dedup, tag, classify, report.",
+        description="AWS VPC Flow Logs -> Delta Lake on PySpark: ingest, dedup, tag, ip-ranges, classify.",
         epilog="Run 'flowspark <command> --help' for a command's options. Config: conf/<env>.toml.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")

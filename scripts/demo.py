@@ -1,6 +1,6 @@
 """The whole pipeline on generated sample data, local Spark, local folders (`make demo`).
 
-generate flow logs -> ingest -> dedup -> tag -> ip-ranges + classify -> reports, in one Spark session,
+generate flow logs -> ingest -> dedup -> tag -> ip-ranges + classify, in one Spark session,
 printing each job's summary. Re-running it is safe: ingest skips files it has loaded, the other jobs
 replace what they wrote.
 """
@@ -8,8 +8,6 @@ replace what they wrote.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 import time
@@ -55,14 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     if d.input_records and s.files_read:
         assert d.input_records == truth["data_records"], "dedup input differs from the generator's truth"
 
-    for step in ("tags", "ipranges", "reports"):
-        if importlib.util.find_spec(f"flowspark.{step}") is None:
-            continue
-        module = importlib.import_module(f"flowspark.{step}")
-        demo = getattr(module, "demo_step", None)
-        if demo is not None:
-            print(f"\n== {step}")
-            print(demo(spark, cfg, str(lake), REPO))
+    from flowspark.ipranges import load_ip_ranges, run_classify
+    from flowspark.tags import run_tag_lake
+
+    print("\n== tag (conf/lookup_default.csv)")
+    t = run_tag_lake(spark, cfg, str(lake), None, output=str(out / "tag_counts.csv"))
+    print(t.text())
+    print(f"   report: {out / 'tag_counts.csv'}")
+    print("\n== ip-ranges (data/ip-ranges-2020-04-01.json, offline copy)")
+    print(load_ip_ranges(spark, str(REPO / "data" / "ip-ranges-2020-04-01.json"), str(lake)).text())
+    print("\n== classify")
+    print(run_classify(spark, str(lake)).text())
     print(f"\nDemo done in {time.time() - t0:.0f}s. Lake: {lake}")
     spark.stop()
     return 0
