@@ -83,12 +83,19 @@ _LEDGER_SCHEMA = StructType(
 )
 
 
-def _already_ingested(spark: SparkSession, lake: str) -> set[tuple[str, int]]:
-    if not tables.exists(spark, lake, tables.INGESTED_FILES):
-        return set()
-    # The ledger holds one small row per object ever ingested: bounded by the object count.
-    rows = tables.read(spark, lake, tables.INGESTED_FILES).select(SOURCE_FILE, "size").collect()
-    return {(canonical(r[SOURCE_FILE]), int(r["size"])) for r in rows}
+def _not_yet_ingested(spark: SparkSession, lake: str, found: list[SourceFile]) -> list[SourceFile]:
+    """The found objects the ledger does not hold (same canonical path and size).
+
+    An anti join against the ledger: what comes back to the driver is bounded by this run's objects,
+    not by everything ever ingested.
+    """
+    if not found or not tables.exists(spark, lake, tables.INGESTED_FILES):
+        return found
+    candidates = spark.createDataFrame([(canonical(f.path), f.size) for f in found], f"{SOURCE_FILE} string, size long")
+    done = tables.read(spark, lake, tables.INGESTED_FILES).select(SOURCE_FILE, "size")
+    remaining = candidates.join(done, [SOURCE_FILE, "size"], "left_anti").collect()
+    new = {(r[SOURCE_FILE], int(r["size"])) for r in remaining}
+    return [f for f in found if (canonical(f.path), f.size) in new]
 
 
 def _read_text(spark: SparkSession, files: list[SourceFile]) -> DataFrame:
@@ -133,8 +140,7 @@ def run_ingest(
     suffixes = cfg.ingest.text_suffixes + cfg.ingest.parquet_suffixes
     found = discover(spark, source, suffixes, date_from, date_to)
     summary.files_found = len(found)
-    done = set() if force else _already_ingested(spark, lake)
-    todo = [f for f in found if (canonical(f.path), f.size) not in done]
+    todo = found if force else _not_yet_ingested(spark, lake, found)
     summary.files_skipped = len(found) - len(todo)
     if not todo:
         summary.seconds = time.time() - t0
