@@ -324,11 +324,7 @@ def run_dedup(
         date_from=date_from.isoformat() if date_from else None,
         date_to=date_to.isoformat() if date_to else None,
     )
-    records = tables.read(spark, lake, tables.FLOW_RECORDS)
-    if date_from is not None:
-        records = records.where(F.col("event_date") >= F.lit(date_from))
-    if date_to is not None:
-        records = records.where(F.col("event_date") <= F.lit(date_to))
+    records = tables.in_dates(tables.read(spark, lake, tables.FLOW_RECORDS), date_from, date_to)
     obs_in, obs_out = Observation("dedup_in"), Observation("dedup_out")
     observed_in = records.observe(obs_in, *dedup.input_totals())
     if bidirectional:
@@ -359,11 +355,7 @@ def run_dedup(
     if not summary.conserved() or written != summary.output_rows:
         tables.undo_to(spark, lake, table, before)  # leave the table as it was, then fail loudly
         raise ReconciliationError(f"dedup did not conserve the input: {summary.text()}\n  Delta wrote {written} rows")
-    status = tables.read(spark, lake, tables.FLOW_RECORDS)
-    if date_from is not None:
-        status = status.where(F.col("event_date") >= F.lit(date_from))
-    if date_to is not None:
-        status = status.where(F.col("event_date") <= F.lit(date_to))
+    status = tables.in_dates(tables.read(spark, lake, tables.FLOW_RECORDS), date_from, date_to)
     tables.replace_dates(
         status.transform(dedup.status_counts(window)),
         lake,

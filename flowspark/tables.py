@@ -12,6 +12,7 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from flowspark.sources import normalise_uri
 
@@ -109,3 +110,12 @@ def undo_to(spark: SparkSession, lake: str, name: str, previous: int | None) -> 
         table.delete()
     else:
         table.restoreToVersion(previous)
+
+
+def in_dates(df: DataFrame, date_from: dt.date | None, date_to: dt.date | None) -> DataFrame:
+    """Rows whose event_date is in [date_from, date_to] (all rows when both are None)."""
+    if date_from is not None:
+        df = df.where(F.col("event_date") >= F.lit(date_from))
+    if date_to is not None:
+        df = df.where(F.col("event_date") <= F.lit(date_to))
+    return df

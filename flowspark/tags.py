@@ -56,6 +56,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from flowspark import protocols
+from flowspark import tables as _tables
 from flowspark.ingest import RANGES, TextFormat, detect_format
 from flowspark.schema import ACTIONS, BY_AWS, DEFAULT_FORMAT, EVENT_DATE, FIELDS, LOG_STATUSES
 
@@ -698,13 +699,7 @@ def port_protocol_totals(port_protocol: DataFrame, measure: str = "records") -> 
     )
 
 
-def in_dates(df: DataFrame, date_from: dt.date | None, date_to: dt.date | None) -> DataFrame:
-    """Rows whose event_date is in [date_from, date_to] (all rows when both are None)."""
-    if date_from is not None:
-        df = df.where(F.col(EVENT_DATE) >= F.lit(date_from))
-    if date_to is not None:
-        df = df.where(F.col(EVENT_DATE) <= F.lit(date_to))
-    return df
+in_dates = _tables.in_dates  # one date-range filter for every job
 
 
 @dataclass
