@@ -8,6 +8,8 @@ what it has not written before (ingest keeps a ledger of the files it has loaded
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -24,6 +26,39 @@ FLOWS = "flows"
 DEDUP_STATS = "dedup_stats"
 DEDUP_STATUS_COUNTS = "dedup_status_counts"
 CONVERSATIONS = "conversations"
+
+# Delta collects min/max/null-count statistics for these columns only (table property
+# delta.dataSkippingStatsColumns, set when a table is created). The default, the first 32 columns, made
+# statistics 14% of ingest's CPU time; these are the columns queries filter on (time, account, interface,
+# port, action), and event_date is a partition column, pruned without statistics.
+STATS_COLUMNS: dict[str, str] = {
+    FLOW_RECORDS: "start,end,account_id,interface_id,dstport,action,log_status",
+    FLOWS: "window_start,start,end,account_id,interface_id,dstport,action,records",
+    CONVERSATIONS: "window_start,start,end,account_id,interface_id,server_port,action,records",
+}
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """Set SQL confs for the duration of a block, then put back what was there (a shared session)."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def _creation_conf(spark: SparkSession, path: str, name: str) -> dict[str, str]:
+    """Table properties for a table this write is about to create (none for an existing table)."""
+    if name not in STATS_COLUMNS or DeltaTable.isDeltaTable(spark, path):
+        return {}
+    return {"spark.databricks.delta.properties.defaults.dataSkippingStatsColumns": STATS_COLUMNS[name]}
 
 
 def table_path(lake: str, name: str) -> str:
@@ -53,7 +88,9 @@ def append(
         writer = writer.partitionBy(*partition_by)
     if max_records_per_file:
         writer = writer.option("maxRecordsPerFile", max_records_per_file)
-    writer.save(table_path(lake, name))
+    path = table_path(lake, name)
+    with session_conf(df.sparkSession, _creation_conf(df.sparkSession, path, name)):
+        writer.save(path)
 
 
 def replace_dates(
@@ -80,7 +117,8 @@ def replace_dates(
         writer = writer.option("replaceWhere", " AND ".join(conds))
     elif not conds:
         writer = writer.option("overwriteSchema", "false")
-    writer.save(path)
+    with session_conf(spark, _creation_conf(spark, path, name)):
+        writer.save(path)
 
 
 def last_operation_metrics(spark: SparkSession, lake: str, name: str) -> dict[str, Any]:
