@@ -10,6 +10,10 @@ files) and runs each engine in its own process, sampling the resident memory of 
   duckdb    read_csv over the .log.gz files, GROUP BY 1-hour window + flow key, write Parquet
   pyspark   spark.read.csv(glob, explicit schema), groupBy(1-hour window + key), write Parquet
   flowspark `flowspark ingest` then `flowspark dedup` (two commands, as a user runs them), and dedup alone
+  floor     what Spark + Delta cost here before any compaction work (run after flowspark, on its lake):
+            "session" starts flowspark's SparkSession and runs one trivial job; "copy" reads the columns
+            compaction needs from flow_records and writes them unchanged as Parquet: a dedup that did no
+            grouping at all could not be faster than that
 
 Usage: python scripts/bench_dedup.py [--sizes 1000000,10000000] [--data /tmp/bench] [--engines ...]
 """
@@ -144,6 +148,29 @@ print(json.dumps({"rows": r[0], "records": int(r[1]), "packets": int(r[2]), "byt
 """
 
 
+FLOOR_SESSION = """
+from flowspark.config import load_config
+from flowspark.session import create_session
+spark = create_session(load_config("local"))
+print(spark.range(1).count())
+"""
+
+FLOOR_COPY = """
+import sys, json
+from flowspark.config import load_config
+from flowspark.session import create_session
+from flowspark import tables
+from pyspark.sql import functions as F
+spark = create_session(load_config("local"))
+cols = ["start", "account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action",
+        "packets", "bytes", "end", "event_date"]
+df = tables.read(spark, sys.argv[1], tables.FLOW_RECORDS).where("coalesce(log_status, 'OK') = 'OK'").select(*cols)
+df.write.mode("overwrite").parquet(sys.argv[2])
+r = spark.read.parquet(sys.argv[2]).agg(F.count("*"), F.sum("packets"), F.sum("bytes")).first()
+print(json.dumps({"rows": r[0], "records": int(r[0]), "packets": int(r[1]), "bytes": int(r[2])}))
+"""
+
+
 def dataset(base: Path, records: int) -> tuple[Path, dict]:
     out = base / f"gen{records}"
     truth_file = out / "_truth.json"
@@ -161,7 +188,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=textwrap.dedent(__doc__ or ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--data", default="bench-out", help="where datasets and outputs go")
-    ap.add_argument("--engines", default="pandas,duckdb,pyspark,flowspark")
+    ap.add_argument("--engines", default="pandas,duckdb,pyspark,flowspark,floor")
     args = ap.parse_args()
     base = Path(args.data).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -173,6 +200,19 @@ def main() -> int:
         scratch = base / "out"
         row: dict[str, dict] = {}
         for engine in engines:
+            if engine == "floor":
+                lake = scratch / "lake"
+                if not (lake / "flow_records").exists():
+                    print("floor needs the flowspark engine's lake: run it with --engines ...,flowspark,floor")
+                    continue
+                print(f"[{size:,}] floor ...", flush=True)
+                wall, peak, _ = run([PY, "-c", FLOOR_SESSION])
+                row["floor: Spark session"] = {"wall": wall, "peak_mb": peak, "rows": 1, "sums_match": True}
+                wall, peak, out = run([PY, "-c", FLOOR_COPY, str(lake), str(scratch / "copy")])
+                res = json.loads(out.strip().splitlines()[-1])
+                ok = (res["records"], res["packets"], res["bytes"]) == want
+                row["floor: copy, no grouping"] = {"wall": wall, "peak_mb": peak, "rows": res["rows"], "sums_match": ok}
+                continue
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir(parents=True)
             print(f"[{size:,}] {engine} ...", flush=True)

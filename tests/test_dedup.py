@@ -67,6 +67,31 @@ def test_compact_sums_counts_and_splits_at_window_edges(spark):
         assert [(r.records, r.packets, r.bytes) for r in accept] == [(4, 55, 5500)]
 
 
+def test_all_null_carried_columns_are_written_as_nulls_not_grouped_on(spark, cfg):
+    a = ("111", "eni-a", "10.0.0.1", "52.1.1.1", 40000, 443, 6)
+    rows = [
+        (*a, 10, 1000, T(2024, 6, 1, 10, 0, 5), T(2024, 6, 1, 10, 1, 0), "ACCEPT", "OK", 2, "vpc-1"),
+        (*a, 20, 2000, T(2024, 6, 1, 10, 1, 5), T(2024, 6, 1, 10, 2, 0), "ACCEPT", "OK", 16, "vpc-1"),
+        (*a, 20, 2000, T(2024, 6, 1, 10, 1, 5), T(2024, 6, 1, 10, 2, 0), "ACCEPT", "OK", 16, "vpc-2"),
+        (*a, 1, 40, T(2024, 6, 1, 10, 30, 0), T(2024, 6, 1, 10, 30, 1), "REJECT", "OK", None, None),
+    ]
+    recs = _records(spark, rows).withColumn("subnet_id", F.lit(None).cast("string"))
+    assert dedup.null_columns(recs, ("vpc_id", "subnet_id", "tcp_flags")) == ["subnet_id"]
+    carry = ("vpc_id", "subnet_id")
+    full = recs.transform(dedup.compact("1h", carry=carry))
+    fast = recs.transform(dedup.compact("1h", carry=carry, null=["subnet_id"]))
+    assert_df_equality(fast, full, ignore_row_order=True)
+    assert fast.count() == 3  # vpc-1 and vpc-2 stay apart: a carried value that varies splits, never merges
+    plan = fast._jdf.queryExecution().executedPlan().toString()
+    assert "vpc_id" in plan.split("HashAggregate(keys=[", 1)[1].split("]", 1)[0]
+    assert "subnet_id" not in plan.split("HashAggregate(keys=[", 1)[1].split("]", 1)[0]
+    # compaction is sized by its input: one shuffle partition per 16 MB, never fewer than configured
+    from flowspark.runs import dedup_conf
+
+    assert dedup_conf(cfg, 0)["spark.sql.shuffle.partitions"] == str(cfg.spark.shuffle_partitions)
+    assert dedup_conf(cfg, 190 * 2**20)["spark.sql.shuffle.partitions"] == "12"
+
+
 def test_status_counts_and_bidirectional(spark):
     c = ("111", "eni-a")
     rows = [
