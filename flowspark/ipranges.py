@@ -459,21 +459,6 @@ def classified_flows(flows: DataFrame, ip_classes: DataFrame, pkt: bool = False)
 # ---------------------------------------------------------------- jobs
 
 
-def merge_on_key(df: DataFrame, lake: str, name: str, key: str) -> dict[str, Any]:
-    """Upsert df into <lake>/<name> on `key` (insert new keys, update rows whose values changed).
-
-    Delta I/O that belongs in tables.py (to be moved there by the lead). Returns Delta's metrics.
-    """
-    from delta.tables import DeltaTable
-
-    spark = df.sparkSession
-    target = DeltaTable.forPath(spark, tables.table_path(lake, name))
-    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in df.columns if c != key)
-    merge = target.alias("t").merge(df.alias("s"), f"t.`{key}` = s.`{key}`")
-    merge.whenMatchedUpdateAll(condition=changed or None).whenNotMatchedInsertAll().execute()
-    return tables.last_operation_metrics(spark, lake, name)
-
-
 @dataclass
 class ClassifySummary:
     lake: str
@@ -571,7 +556,7 @@ def run_classify(
     else:
         # MERGE runs its source more than once (Observation is unreliable there): Delta's metrics only.
         summary.mode = "merge"
-        metrics = merge_on_key(classes, lake, IP_CLASSES, "ip")
+        metrics = tables.merge_on_key(classes, lake, IP_CLASSES, "ip")
         summary.addresses = int(metrics.get("numSourceRows", 0))
         summary.inserted = int(metrics.get("numTargetRowsInserted", 0))
         summary.updated = int(metrics.get("numTargetRowsUpdated", 0))

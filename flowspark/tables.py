@@ -47,11 +47,11 @@ def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
+        for k, old in before.items():
+            if old is None:
                 spark.conf.unset(k)
             else:
-                spark.conf.set(k, v)
+                spark.conf.set(k, old)
 
 
 def _creation_conf(spark: SparkSession, path: str, name: str) -> dict[str, str]:
@@ -119,6 +119,17 @@ def replace_dates(
         writer = writer.option("overwriteSchema", "false")
     with session_conf(spark, _creation_conf(spark, path, name)):
         writer.save(path)
+
+
+def merge_on_key(df: DataFrame, lake: str, name: str, key: str) -> dict[str, Any]:
+    """Upsert df into an existing <lake>/<name> on `key`: insert new keys, update only rows whose values
+    changed (null-safe comparison). Returns Delta's metrics of the MERGE."""
+    spark = df.sparkSession
+    target = DeltaTable.forPath(spark, table_path(lake, name))
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in df.columns if c != key)
+    merge = target.alias("t").merge(df.alias("s"), f"t.`{key}` = s.`{key}`")
+    merge.whenMatchedUpdateAll(condition=changed or None).whenNotMatchedInsertAll().execute()
+    return last_operation_metrics(spark, lake, name)
 
 
 def last_operation_metrics(spark: SparkSession, lake: str, name: str) -> dict[str, Any]:

@@ -34,3 +34,41 @@ def samples() -> Path:
     if not SAMPLES.exists():
         pytest.skip(f"shared samples not found at {SAMPLES}")
     return SAMPLES
+
+
+class MotoS3:
+    """A real S3 HTTP endpoint on loopback (moto's server mode), a boto3 client for it, and S3A pointed at it."""
+
+    def __init__(self, spark, server, endpoint: str, client) -> None:
+        self.spark, self.server, self.endpoint, self.client = spark, server, endpoint, client
+
+    def point_s3a_here(self, bucket: str | None = None) -> None:
+        """S3A settings for this endpoint: for every bucket, or (per-bucket keys) for one bucket only."""
+        prefix = f"fs.s3a.bucket.{bucket}." if bucket else "fs.s3a."
+        hconf = self.spark.sparkContext._jsc.hadoopConfiguration()
+        for k, v in {
+            "endpoint": self.endpoint,
+            "path.style.access": "true",
+            "connection.ssl.enabled": "false",
+            "access.key": "test",
+            "secret.key": "test",
+            "endpoint.region": "us-east-1",
+            "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "change.detection.mode": "none",
+        }.items():
+            hconf.set(prefix + k, v)
+
+
+@pytest.fixture(scope="session")
+def moto_s3(spark):
+    boto3 = pytest.importorskip("boto3")
+    server_mod = pytest.importorskip("moto.server")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    yield MotoS3(spark, server, endpoint, client)
+    server.stop()

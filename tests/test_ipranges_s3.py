@@ -12,36 +12,11 @@ BUCKET = "flowspark-ipranges-test"
 
 
 @pytest.fixture(scope="module")
-def s3(spark):
-    boto3 = pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=BUCKET)
+def s3(moto_s3):
+    moto_s3.client.create_bucket(Bucket=BUCKET)
     # Per-bucket S3A settings: they touch no other test's buckets or endpoint.
-    hconf = spark.sparkContext._jsc.hadoopConfiguration()
-    for k, v in {
-        "endpoint": endpoint,
-        "path.style.access": "true",
-        "connection.ssl.enabled": "false",
-        "access.key": "test",
-        "secret.key": "test",
-        "endpoint.region": "us-east-1",
-        "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "change.detection.mode": "none",
-    }.items():
-        hconf.set(f"fs.s3a.bucket.{BUCKET}.{k}", v)
-    yield client
-    server.stop()
+    moto_s3.point_s3a_here(BUCKET)
+    return moto_s3.client
 
 
 def test_load_from_s3(spark, s3, samples, tmp_path):

@@ -18,30 +18,9 @@ pytestmark = pytest.mark.s3
 
 
 @pytest.fixture(scope="module")
-def s3(spark):
-    boto3 = pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
-    hconf = spark.sparkContext._jsc.hadoopConfiguration()
-    for k, v in {
-        "fs.s3a.endpoint": endpoint,
-        "fs.s3a.path.style.access": "true",
-        "fs.s3a.connection.ssl.enabled": "false",
-        "fs.s3a.access.key": "test",
-        "fs.s3a.secret.key": "test",
-        "fs.s3a.endpoint.region": "us-east-1",
-        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "fs.s3a.change.detection.mode": "none",
-    }.items():
-        hconf.set(k, v)
-    yield client
-    server.stop()
+def s3(moto_s3):
+    moto_s3.point_s3a_here()
+    return moto_s3.client
 
 
 def test_ingest_from_s3_both_schemes_and_dedup_into_an_s3_lake(spark, cfg, s3, tmp_path):
