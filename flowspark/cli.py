@@ -79,8 +79,6 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
 
     if args.format:
         parse_format(args.format)  # fail before Spark starts
-    if args.date_from and args.date_to and args.date_from > args.date_to:
-        raise ConfigError(f"--from {args.date_from} is after --to {args.date_to}")
     spark = spark_for(cfg)
     summary = run_ingest(
         spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.format, force=args.force
@@ -121,8 +119,6 @@ def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
         dedup.validate_key(key)
     if args.window:
         dedup.window_seconds(args.window)
-    if args.date_from and args.date_to and args.date_from > args.date_to:
-        raise ConfigError(f"--from {args.date_from} is after --to {args.date_to}")
     spark = spark_for(cfg)
     summary = run_dedup(spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional)
     print(summary.text())
@@ -200,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        date_from, date_to = getattr(args, "date_from", None), getattr(args, "date_to", None)
+        if date_from and date_to and date_from > date_to:  # every command with --from/--to, before Spark
+            raise ConfigError(f"--from {date_from} is after --to {date_to}")
         cfg = config_from_args(args) if hasattr(args, "env") else load_config("local")
         return int(args.handler(args, cfg))
     except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -58,7 +58,7 @@ from pyspark.sql import functions as F
 
 from flowspark import addresses as A
 from flowspark import tables
-from flowspark.config import Config, ConfigError
+from flowspark.config import Config
 from flowspark.sources import is_local, normalise_uri, to_local_path
 
 log = logging.getLogger("flowspark")
@@ -597,8 +597,6 @@ def _cmd_ip_ranges(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_classify(args: argparse.Namespace, cfg: Config) -> int:
     from flowspark.cli import spark_for
 
-    if args.date_from and args.date_to and args.date_from > args.date_to:
-        raise ConfigError(f"--from {args.date_from} is after --to {args.date_to}")
     spark = spark_for(cfg)
     print(run_classify(spark, args.lake, args.date_from, args.date_to).text())
     return 0
