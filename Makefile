@@ -46,8 +46,9 @@ test: setup setup-spark35 ## the test suite on Spark 4.0, then ingest+dedup test
 test-fast: setup ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"
 
-lint: setup ## ruff
+lint: setup ## ruff, and the import contract of the layers (cli -> pipelines -> edges -> core)
 	$(VENV)/bin/ruff check flowspark jobs scripts tests
+	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 typecheck: setup ## mypy on the library
 	$(VENV)/bin/mypy

@@ -12,9 +12,10 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
-from flowspark.config import Config, ConfigError, load_config, with_overrides
+from flowspark.pipelines import classify, ipranges, tag
+from flowspark.pipelines.common import Config, ConfigError, check_flow_format, load_config, with_overrides
 
 log = logging.getLogger("flowspark")
 
@@ -55,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def spark_for(cfg: Config) -> Any:
-    from flowspark.session import create_session
+    from flowspark.pipelines.common import create_session
 
     return create_session(cfg)
 
@@ -64,7 +65,7 @@ def spark_for(cfg: Config) -> Any:
 
 
 def cmd_setup(args: argparse.Namespace, cfg: Config) -> int:
-    from flowspark.session import resolve_jars
+    from flowspark.pipelines.common import resolve_jars
 
     jars = resolve_jars(cfg)
     print(f"JVM dependencies ready ({len(jars)} jars, cached):")
@@ -74,11 +75,10 @@ def cmd_setup(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
-    from flowspark.runs import run_ingest
-    from flowspark.schema import parse_format
+    from flowspark.pipelines.ingest import run_ingest
 
     if args.format:
-        parse_format(args.format)  # fail before Spark starts
+        check_flow_format(args.format)  # fail before Spark starts
     spark = spark_for(cfg)
     summary = run_ingest(
         spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.format, force=args.force
@@ -111,14 +111,11 @@ def _ingest_parser(sub: Any) -> None:
 
 
 def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
-    from flowspark import dedup
-    from flowspark.runs import run_dedup
+    from flowspark.pipelines.dedup import check_key, check_window, run_dedup
 
-    key = [k.strip() for k in args.key.split(",")] if args.key else None
-    if key:
-        dedup.validate_key(key)
+    key = check_key(args.key.split(",")) if args.key else None
     if args.window:
-        dedup.window_seconds(args.window)
+        check_window(args.window)
     spark = spark_for(cfg)
     summary = run_dedup(spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional)
     print(summary.text())
@@ -141,8 +138,8 @@ def _dedup_parser(sub: Any) -> None:
     p.add_argument("--window", help="window on start: 10m, 1h (default, from config), 1d, or none")
     p.add_argument(
         "--key",
-        help="flow key columns, comma-separated (default: account_id,interface_id,srcaddr,"
-        "dstaddr,srcport,dstport,protocol,action)",
+        help="flow key columns, comma-separated (default: [dedup] key of the config, else the notebook's "
+        "flow key: see README, dedup)",
     )
     p.add_argument(
         "--bidirectional",
@@ -152,6 +149,198 @@ def _dedup_parser(sub: Any) -> None:
     )
     add_common(p)
     p.set_defaults(handler=cmd_dedup)
+
+
+# ---------------------------------------------------------------- tag
+
+_DESCRIPTION = """\
+Tag VPC flow log records by (dstport, protocol) from a lookup table and count them.
+
+Single-file mode (--flow-log; no Spark, no JVM) reads text flow logs (plain or .gz; a header line
+gives the field order, otherwise the default v2 format or --format) and writes the report.
+Lake mode (--lake) tags <lake>/flow_records through a broadcast join and replaces the date range
+in the Delta tables <lake>/port_protocol_counts and <lake>/tag_counts (per event_date: records,
+bytes, and flows when <lake>/flows exists), then writes the same report.
+
+The report (--output, '-' for stdout) is a CSV file in two sections:
+  Tag Counts:                          tags by count descending, then tag name; Untagged last
+  Tag,Count
+  ...
+  (blank line)
+  Port/Protocol Combination Counts:    by count descending, then port, then protocol number
+  Port,Protocol,Count                  protocol as the lowercase IANA keyword (tcp), or its number
+With --count bytes or flows the column is named Bytes or Flows. A summary goes to stderr.
+"""
+
+_EPILOG = """\
+lookup rules:
+  rows 'port,protocol,tag'; header optional; comma, tab or ';' separated (detected); BOM, CRLF,
+  blank lines, '#' comment lines and spaces around fields are ignored. Port 0-65535; protocol an
+  IANA keyword in any case (tcp, UDP, ipv6-icmp, gre, esp, ...) or a number 0-255. Tags are kept
+  exactly as written (case-preserving); 'Untagged' is reserved. An invalid row is reported with
+  its line number and skipped (--strict: exit 2). The same (port, protocol) with two different tags: the FIRST row
+  wins and the later one is reported as a conflict (--strict: exit 2); an exact repeat is ignored.
+
+record rules (the same as 'flowspark ingest'):
+  expected field count, numbers where numbers belong, ports 0-65535, protocol 0-255, action
+  ACCEPT/REJECT/-, log-status OK/NODATA/SKIPDATA/-; malformed lines are reported with their line
+  numbers and counted, never fatal; a version that does not fit the file's format (2 for the
+  default format) is malformed too. Only data records (log-status OK or absent) are tagged;
+  records with '-' for dstport or protocol are skipped and reported.
+
+lake mode: --from/--to select event_date days (default: all) and only those days are replaced in
+  the tables, so reruns are idempotent. --count flows needs <lake>/flows (run dedup first).
+
+exit codes: 0 done, 1 the job failed, 2 bad arguments, missing files, or --strict lookup errors.
+"""
+
+
+def _print_summary_file(result: tag.FileTagResult, output: str, limit: int, err: TextIO) -> None:
+    s, lk = result.scan, result.lookup
+    rate = s.lines / s.seconds if s.seconds else 0.0
+    p = [f"tag {len(s.files)} file(s) -> {output}"]
+    p.append(f"  lookup       {lk.source}: {lk.describe()}")
+    for prob in lk.problems[:limit]:
+        p.append(f"    {prob.kind}: {prob.text()}")
+    if len(lk.problems) > limit:
+        p.append(f"    ... and {len(lk.problems) - limit:,} more")
+    p.append(
+        f"  lines        {s.lines:,} = {s.headers:,} headers + {s.blank:,} blank + {s.records:,} records "
+        f"+ {s.malformed:,} malformed"
+    )
+    p.append(
+        f"  records      {s.records:,}: {s.tagged:,} tagged ({result.matched:,} matched, "
+        f"{s.tagged - result.matched:,} untagged), {s.nodata:,} NODATA/SKIPDATA, {s.skipped:,} skipped"
+    )
+    p.append(f"  malformed    {s.malformed:,} line(s), not counted")
+    for issue in s.malformed_lines[:limit]:
+        p.append(f"    {issue.text()}")
+    if s.malformed > min(limit, len(s.malformed_lines)):
+        p.append(f"    ... and {s.malformed - min(limit, len(s.malformed_lines)):,} more")
+    if s.skipped:
+        p.append(f"  skipped      {s.skipped:,} data record(s) without dstport or protocol")
+        for issue in s.skipped_lines[:limit]:
+            p.append(f"    {issue.text()}")
+        if s.skipped > min(limit, len(s.skipped_lines)):
+            p.append(f"    ... and {s.skipped - min(limit, len(s.skipped_lines)):,} more")
+    p.append(f"  check        {'OK' if s.reconciled() else 'MISMATCH'}")
+    p.append(f"  seconds      {s.seconds:.2f} ({rate:,.0f} lines/s)")
+    print("\n".join(p), file=err)
+
+
+def cmd_tag(args: argparse.Namespace, cfg: Config) -> int:
+    if args.max_report < 0:
+        raise ConfigError("--max-report must be 0 or more")
+    if args.flow_log:
+        if args.date_from or args.date_to:
+            raise ConfigError("--from/--to apply to --lake only")
+        if args.count == "flows":
+            raise ConfigError("--count flows needs --lake (the flows table); single-file mode counts records or bytes")
+        fmt = check_flow_format(args.format) if args.format else None
+        lookup = tag.read_lookup(args.lookup, strict=args.strict, limit=args.max_report)
+        result = tag.tag_files(args.flow_log, lookup, args.count, fmt, max_issues=max(args.max_report, 1000))
+        tag.write_output(
+            args.output, lambda fh: tag.write_report(fh, result.tag_rows, result.port_rows, result.measure)
+        )
+        _print_summary_file(result, args.output, args.max_report, sys.stderr)
+        return 0
+    if args.format:
+        raise ConfigError("--format applies to --flow-log only (the lake is already parsed)")
+    lookup = tag.read_lookup(args.lookup, strict=args.strict, limit=args.max_report)  # fail before Spark starts
+    spark = spark_for(cfg)
+    summary = tag.run_tag_lake(spark, args.lake, lookup, args.date_from, args.date_to, args.count, args.output)
+    print(summary.text(args.max_report), file=sys.stderr)
+    return 0
+
+
+def _tag_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "tag",
+        help="tag records by (dstport, protocol) from a lookup; tag and port/protocol counts (file or lake)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--flow-log", action="extend", nargs="+", metavar="FILE", help="flow log file(s) to tag (repeatable)"
+    )
+    src.add_argument("--lake", help="lake root holding flow_records (a folder or s3://bucket/prefix)")
+    p.add_argument(
+        "--lookup",
+        metavar="FILE",
+        help="lookup CSV/TSV: port,protocol,tag (default: conf/lookup_default.csv)",
+    )
+    p.add_argument("--output", required=True, metavar="FILE", help="report CSV to write ('-' for stdout)")
+    p.add_argument(
+        "--count",
+        choices=tag.MEASURES,
+        default="records",
+        help="what the report counts: records (default), bytes, or flows (lake mode, needs <lake>/flows)",
+    )
+    p.add_argument("--format", help="field order of headerless files (default: the v2 default format)")
+    p.add_argument("--strict", action="store_true", help="exit 2 if the lookup has invalid or conflicting rows")
+    p.add_argument(
+        "--max-report",
+        type=int,
+        default=20,
+        metavar="N",
+        help="list at most N problems of each kind (default 20)",
+    )
+    add_common(p, lake=False, dates=True)
+    p.set_defaults(handler=cmd_tag)
+
+
+# ---------------------------------------------------------------- ip-ranges, classify
+
+
+def _cmd_ip_ranges(args: argparse.Namespace, cfg: Config) -> int:
+    parsed = None
+    if ipranges.readable_without_spark(args.source):
+        parsed = ipranges.read_ip_ranges(None, args.source)  # fail before Spark starts
+    spark = spark_for(cfg)
+    print(ipranges.load_ip_ranges(spark, args.source, args.lake, parsed).text())
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace, cfg: Config) -> int:
+    spark = spark_for(cfg)
+    print(classify.run_classify(spark, args.lake, args.date_from, args.date_to).text())
+    return 0
+
+
+def _ipranges_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "ip-ranges",
+        help="AWS ip-ranges.json (URL, file or S3) -> <lake>/aws_ip_ranges (Delta), history by syncToken",
+        description=(
+            "Load AWS's published IP ranges (ip-ranges.json) into <lake>/aws_ip_ranges: one row per "
+            "prefix and service with its numeric first/last address, region, network border group and "
+            "the file's syncToken. Every version loaded is kept. The same syncToken again changes "
+            "nothing; a file older than the newest loaded, or malformed, is refused (exit 2)."
+        ),
+    )
+    p.add_argument(
+        "--source",
+        default=ipranges.DEFAULT_SOURCE,
+        help=f"URL, local file or s3://bucket/key of ip-ranges.json (default: {ipranges.DEFAULT_SOURCE})",
+    )
+    add_common(p, dates=False)
+    p.set_defaults(handler=_cmd_ip_ranges)
+
+    p = sub.add_parser(
+        "classify",
+        help="distinct addresses of <lake>/flows -> <lake>/ip_classes (address class, AWS service/region)",
+        description=(
+            "Classify every distinct address of <lake>/flows (srcaddr, dstaddr, pkt_srcaddr, pkt_dstaddr) "
+            "as private/shared/public/... and against the newest AWS ip ranges (longest prefix, service, "
+            "region, every match), into <lake>/ip_classes. Without --from/--to the table is rebuilt from "
+            "all flows; with them the addresses of those days are merged in (new ones inserted, known "
+            "ones re-classified), so reruns are idempotent."
+        ),
+    )
+    add_common(p)
+    p.set_defaults(handler=_cmd_classify)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,26 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_setup)
     _ingest_parser(sub)
     _dedup_parser(sub)
-    for register in _plugins():
-        register(sub)
+    _tag_parser(sub)
+    _ipranges_parsers(sub)
     return parser
-
-
-def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommands defined next to their transformations (dedup, tags, ipranges, reports)."""
-    regs: list[Callable[[Any], None]] = []
-    import importlib
-
-    for mod in ("flowspark.tags", "flowspark.ipranges", "flowspark.reports"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod:
-                continue
-            raise
-        if hasattr(m, "register_cli"):
-            regs.append(m.register_cli)
-    return regs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

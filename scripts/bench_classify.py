@@ -160,8 +160,8 @@ def timed(fn, items):
 
 
 def spark_session(master: str, driver_memory: str, partitions: int):
-    from flowspark.config import load_config, with_overrides
-    from flowspark.session import create_session
+    from flowspark.edges.config import load_config, with_overrides
+    from flowspark.edges.session import create_session
 
     cfg = with_overrides(
         load_config("local"),
@@ -171,7 +171,7 @@ def spark_session(master: str, driver_memory: str, partitions: int):
 
 
 def spark_run(spark, path: str, ranges_df) -> float:
-    from flowspark.ipranges import classify_addresses
+    from flowspark.core.ipranges import classify_addresses
 
     t0 = time.perf_counter()
     addresses = spark.read.parquet(path).distinct()
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
 
-    from flowspark.ipranges import classify_addresses, parse_ip_ranges, ranges_dataframe
+    from flowspark.core.ipranges import classify_addresses, parse_ip_ranges
+    from flowspark.pipelines.ipranges import ranges_dataframe
 
     text = Path(args.ranges).read_text()
     ranges = json.loads(text)

@@ -149,16 +149,16 @@ print(json.dumps({"rows": r[0], "records": int(r[1]), "packets": int(r[2]), "byt
 
 
 FLOOR_SESSION = """
-from flowspark.config import load_config
-from flowspark.session import create_session
+from flowspark.edges.config import load_config
+from flowspark.edges.session import create_session
 spark = create_session(load_config("local"))
 print(spark.range(1).count())
 """
 
 FLOOR_COPY = """
 import sys, json
-from flowspark.config import load_config
-from flowspark.session import create_session
+from flowspark.edges.config import load_config
+from flowspark.edges.session import create_session
 from flowspark import tables
 from pyspark.sql import functions as F
 spark = create_session(load_config("local"))

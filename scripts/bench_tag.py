@@ -16,7 +16,6 @@ keys up to --lookup-rows rows.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import sys
 import time
@@ -25,19 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flowspark import tables  # noqa: E402
-from flowspark.config import load_config, with_overrides  # noqa: E402
-from flowspark.session import create_session  # noqa: E402
-from flowspark.tags import (  # noqa: E402
-    UNTAGGED,
-    lookup_frame,
-    port_protocol_counts,
-    read_lookup,
-    run_tag_lake,
-    tag_files,
-    tag_records,
-    taggable,
-)
+from flowspark import generator as gen  # noqa: E402
+from flowspark.core.tags import UNTAGGED, port_protocol_counts, tag_records, taggable  # noqa: E402
+from flowspark.edges import tables  # noqa: E402
+from flowspark.edges.config import load_config, with_overrides  # noqa: E402
+from flowspark.edges.session import create_session  # noqa: E402
+from flowspark.pipelines.tag import lookup_frame, read_lookup, run_tag_lake, tag_files  # noqa: E402
 
 
 def write_lookup(path: Path, rows: int, seed: int) -> None:
@@ -54,13 +46,8 @@ def write_lookup(path: Path, rows: int, seed: int) -> None:
 
 
 def generate_and_ingest(spark, cfg, work: Path, records: int, seed: int) -> str:
-    from flowspark.runs import run_ingest
+    from flowspark.pipelines.ingest import run_ingest
 
-    spec = importlib.util.spec_from_file_location("generate_flow_logs", ROOT / "scripts" / "generate_flow_logs.py")
-    assert spec and spec.loader
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules["generate_flow_logs"] = gen  # its worker processes unpickle tasks by module name
-    spec.loader.exec_module(gen)
     src, lake = work / "src", work / "lake"
     if not (src / "_truth.json").exists():
         t0 = time.time()
@@ -103,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print("physical plan join:", *(joins or ["NO BroadcastHashJoin FOUND"]), sep="\n  ")
 
     for run in ("cold", "warm"):
-        s = run_tag_lake(spark, cfg, lake, lookup, output=str(work / "tag_counts.csv"))
+        s = run_tag_lake(spark, lake, lookup, output=str(work / "tag_counts.csv"))
         check = "OK" if s.reconciled() else "MISMATCH"
         print(
             f"lake mode ({run}): {s.records:,} records in {s.seconds:.1f}s = {s.records / s.seconds:,.0f} "

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
 
-    from generate_flow_logs import generate
-
-    from flowspark.config import load_config
-    from flowspark.runs import run_dedup, run_ingest
-    from flowspark.session import create_session
+    from flowspark.edges.config import load_config
+    from flowspark.edges.session import create_session
+    from flowspark.generator import generate
+    from flowspark.pipelines.dedup import run_dedup
+    from flowspark.pipelines.ingest import run_ingest
 
     out = Path(args.out).resolve()
     raw, lake = out / "raw", out / "lake"
@@ -53,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     if d.input_records and s.files_read:
         assert d.input_records == truth["data_records"], "dedup input differs from the generator's truth"
 
-    from flowspark.ipranges import load_ip_ranges, run_classify
-    from flowspark.tags import run_tag_lake
+    from flowspark.pipelines.classify import run_classify
+    from flowspark.pipelines.ipranges import load_ip_ranges
+    from flowspark.pipelines.tag import run_tag_lake
 
     print("\n== tag (conf/lookup_default.csv)")
-    t = run_tag_lake(spark, cfg, str(lake), None, output=str(out / "tag_counts.csv"))
+    t = run_tag_lake(spark, str(lake), None, output=str(out / "tag_counts.csv"))
     print(t.text())
     print(f"   report: {out / 'tag_counts.csv'}")
     print("\n== ip-ranges (data/ip-ranges-2020-04-01.json, offline copy)")

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("FLOWSPARK_SAMPLES", REPO.parent / "shared" / "samples"))
+# Real public data with expected answers, copied into the repository (tests/data/samples/README.md
+# names the source of every folder).
+SAMPLES = REPO / "tests" / "data" / "samples"
 
 
 @pytest.fixture(scope="session")
 def cfg():
-    from flowspark.config import load_config, with_overrides
+    from flowspark.edges.config import load_config, with_overrides
 
     return with_overrides(
         load_config("local"), spark={"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"}
@@ -22,7 +23,7 @@ def cfg():
 
 @pytest.fixture(scope="session")
 def spark(cfg):
-    from flowspark.session import create_session
+    from flowspark.edges.session import create_session
 
     session = create_session(cfg)
     yield session
@@ -31,8 +32,6 @@ def spark(cfg):
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
-    if not SAMPLES.exists():
-        pytest.skip(f"shared samples not found at {SAMPLES}")
     return SAMPLES
 
 
@@ -61,8 +60,8 @@ class MotoS3:
 
 @pytest.fixture(scope="session")
 def moto_s3(spark):
-    boto3 = pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
+    import boto3
+    import moto.server as server_mod
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()

@@ -10,7 +10,7 @@ import pytest
 from chispa import assert_column_equality
 from pyspark.sql import functions as F
 
-from flowspark import addresses as A
+from flowspark.core import addresses as A
 
 EDGE = [
     # IPv4

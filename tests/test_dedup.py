@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from flowspark import dedup, tables
-from flowspark.runs import ReconciliationError, run_dedup, run_ingest
+from flowspark.core import dedup
+from flowspark.edges import tables
+from flowspark.generator import generate
+from flowspark.pipelines.common import ReconciliationError
+from flowspark.pipelines.dedup import _all_null, run_dedup
+from flowspark.pipelines.ingest import run_ingest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from generate_flow_logs import generate  # noqa: E402
 
 T = dt.datetime
 RECORD_DDL = (
@@ -76,7 +77,7 @@ def test_all_null_carried_columns_are_written_as_nulls_not_grouped_on(spark, cfg
         (*a, 1, 40, T(2024, 6, 1, 10, 30, 0), T(2024, 6, 1, 10, 30, 1), "REJECT", "OK", None, None),
     ]
     recs = _records(spark, rows).withColumn("subnet_id", F.lit(None).cast("string"))
-    assert dedup.null_columns(recs, ("vpc_id", "subnet_id", "tcp_flags")) == ["subnet_id"]
+    assert _all_null(recs, ("vpc_id", "subnet_id", "tcp_flags")) == ["subnet_id"]
     carry = ("vpc_id", "subnet_id")
     full = recs.transform(dedup.compact("1h", carry=carry))
     fast = recs.transform(dedup.compact("1h", carry=carry, null=["subnet_id"]))
@@ -86,7 +87,7 @@ def test_all_null_carried_columns_are_written_as_nulls_not_grouped_on(spark, cfg
     assert "vpc_id" in plan.split("HashAggregate(keys=[", 1)[1].split("]", 1)[0]
     assert "subnet_id" not in plan.split("HashAggregate(keys=[", 1)[1].split("]", 1)[0]
     # compaction is sized by its input: one shuffle partition per 16 MB, never fewer than configured
-    from flowspark.runs import dedup_conf
+    from flowspark.pipelines.dedup import dedup_conf
 
     assert dedup_conf(cfg, 0)["spark.sql.shuffle.partitions"] == str(cfg.spark.shuffle_partitions)
     assert dedup_conf(cfg, 190 * 2**20)["spark.sql.shuffle.partitions"] == "12"

@@ -1,10 +1,9 @@
-"""Tests for scripts/generate_flow_logs.py (no Spark): layout, exact ground truth, determinism."""
+"""Tests for flowspark/generator.py (scripts/generate_flow_logs.py; no Spark): layout, exact ground truth, determinism."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
-import importlib.util
 import json
 import os
 import re
@@ -19,18 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "generate_flow_logs.py"
 
 
-def _load():
-    name = "generate_flow_logs"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # worker processes unpickle tasks by module name
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load()
+from flowspark import generator as gen  # noqa: E402
 
 SMALL = dict(records=5000, accounts=1, regions=1, days=1, seed=7, workers=1)
 

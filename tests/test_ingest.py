@@ -7,20 +7,18 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from flowspark import tables
 from flowspark.cli import main
-from flowspark.runs import run_ingest
+from flowspark.edges import tables
+from flowspark.generator import generate
+from flowspark.pipelines.ingest import run_ingest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from generate_flow_logs import generate  # noqa: E402
 
 
 def records_of(spark, lake):
@@ -129,7 +127,7 @@ def reader_lake(spark, cfg, samples, tmp_path_factory):
 
 def _assert_matches_expected(row, expected: dict):
     """Every expected field equal; every other catalogue field null (the library drops '-')."""
-    from flowspark.schema import FIELDS
+    from flowspark.core.schema import FIELDS
 
     got = row.asDict()
     for f in FIELDS:

@@ -13,10 +13,12 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from flowspark import addresses as A
-from flowspark import ipranges as R
-from flowspark import tables
 from flowspark.cli import main
+from flowspark.core import addresses as A
+from flowspark.core import ipranges as R
+from flowspark.edges import tables
+from flowspark.pipelines import classify as C
+from flowspark.pipelines import ipranges as P
 
 FILES = {"2017": "ip-ranges-2017-07-20.json", "2020": "ip-ranges-2020-04-01.json"}
 OUT_SCHEMA = (
@@ -197,7 +199,7 @@ def test_malformed_files_are_refused(text, message):
 @pytest.fixture(scope="module", params=["2017", "2020"])
 def real_file_classes(request, spark, samples):
     parsed = R.parse_ip_ranges(ip_file(samples, request.param).read_text())
-    ranges = R.ranges_dataframe(spark, parsed)
+    ranges = P.ranges_dataframe(spark, parsed)
     probes = probe_addresses(parsed)
     addresses = spark.createDataFrame([(a,) for a in probes], "ip string")
     got = R.classify_addresses(addresses, ranges)
@@ -343,7 +345,7 @@ EXPECTED_SYNTHETIC = [
 @pytest.fixture(scope="module")
 def synthetic(spark):
     parsed = R.parse_ip_ranges(json.dumps(SYNTHETIC), "synthetic.json")
-    return parsed, R.ranges_dataframe(spark, parsed)
+    return parsed, P.ranges_dataframe(spark, parsed)
 
 
 def test_synthetic_file(spark, synthetic):
@@ -403,11 +405,11 @@ D1, D2, D3 = dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 3)
 @pytest.fixture(scope="module")
 def lake(spark, samples, tmp_path_factory):
     lake = str(tmp_path_factory.mktemp("ipranges_lake"))
-    log = {"old": R.load_ip_ranges(spark, str(ip_file(samples, "2017")), lake)}
-    log["first"] = R.load_ip_ranges(spark, str(ip_file(samples, "2020")), lake)
-    log["version"] = tables.version(spark, lake, R.AWS_IP_RANGES)
-    log["again"] = R.load_ip_ranges(spark, str(ip_file(samples, "2020")), lake)
-    log["version_again"] = tables.version(spark, lake, R.AWS_IP_RANGES)
+    log = {"old": P.load_ip_ranges(spark, str(ip_file(samples, "2017")), lake)}
+    log["first"] = P.load_ip_ranges(spark, str(ip_file(samples, "2020")), lake)
+    log["version"] = tables.version(spark, lake, tables.AWS_IP_RANGES)
+    log["again"] = P.load_ip_ranges(spark, str(ip_file(samples, "2020")), lake)
+    log["version_again"] = tables.version(spark, lake, tables.AWS_IP_RANGES)
     rows = flows_rows(D1, [("10.0.0.5", "52.95.128.179", "10.0.0.5", "52.95.128.179")]) + flows_rows(
         D2,
         [
@@ -417,10 +419,10 @@ def lake(spark, samples, tmp_path_factory):
         ],
     )
     tables.append(spark.createDataFrame(rows, FLOWS_SCHEMA), lake, tables.FLOWS, partition_by=["event_date"])
-    log["full"] = R.run_classify(spark, lake)
-    log["after_full"] = sorted(tables.read(spark, lake, R.IP_CLASSES).collect())
-    log["merge_d2"] = R.run_classify(spark, lake, D2, D2)
-    log["after_merge_d2"] = sorted(tables.read(spark, lake, R.IP_CLASSES).collect())
+    log["full"] = C.run_classify(spark, lake)
+    log["after_full"] = sorted(tables.read(spark, lake, tables.IP_CLASSES).collect())
+    log["merge_d2"] = C.run_classify(spark, lake, D2, D2)
+    log["after_merge_d2"] = sorted(tables.read(spark, lake, tables.IP_CLASSES).collect())
     return lake, log
 
 
@@ -437,15 +439,15 @@ def test_loading_is_idempotent_and_keeps_history(spark, lake, samples, tmp_path)
     assert log["again"].status == "already loaded" and log["version_again"] == log["version"]
     assert "already loaded" in log["again"].text()
     # an older file that was loaded before is a no-op too; one never loaded is refused
-    assert R.load_ip_ranges(spark, str(ip_file(samples, "2017")), path).status == "already loaded"
+    assert P.load_ip_ranges(spark, str(ip_file(samples, "2017")), path).status == "already loaded"
     older = tmp_path / "older.json"
     older.write_text(json.dumps(_synthetic(syncToken="1550000000", createDate="2019-02-12-19-33-20")))
     with pytest.raises(R.IpRangesError, match="older than the newest loaded"):
-        R.load_ip_ranges(spark, str(older), path)
-    assert tables.version(spark, path, R.AWS_IP_RANGES) == log["version"]
-    tokens = tables.read(spark, path, R.AWS_IP_RANGES).groupBy("sync_token").count().collect()
+        P.load_ip_ranges(spark, str(older), path)
+    assert tables.version(spark, path, tables.AWS_IP_RANGES) == log["version"]
+    tokens = tables.read(spark, path, tables.AWS_IP_RANGES).groupBy("sync_token").count().collect()
     assert sorted(tuple(r) for r in tokens) == [(1500590532, 1212), (1585759391, 2638)]
-    token, latest = R.read_latest_ranges(spark, path)
+    token, latest = C.read_latest_ranges(spark, path)
     assert token == 1585759391 and latest.count() == 2638
 
 
@@ -475,13 +477,13 @@ def test_classify_job_writes_ip_classes_and_reruns_change_nothing(spark, lake):
         tables.FLOWS,
         partition_by=["event_date"],
     )
-    s = R.run_classify(spark, path, D3, None)
+    s = C.run_classify(spark, path, D3, None)
     assert (s.mode, s.addresses, s.inserted, s.updated) == ("merge", 2, 1, 0)
-    after = {r["ip"]: r for r in tables.read(spark, path, R.IP_CLASSES).collect()}
+    after = {r["ip"]: r for r in tables.read(spark, path, tables.IP_CLASSES).collect()}
     assert set(after) == set(got) | {"3.5.140.9"}
     assert all(after[ip] == got[ip] for ip in got)
 
-    flows = R.read_classified_flows(spark, path, D1, D1, pkt=True).collect()
+    flows = C.read_classified_flows(spark, path, D1, D1, pkt=True).collect()
     assert len(flows) == 1
     f = flows[0]
     assert (
@@ -532,4 +534,4 @@ def test_cli(spark, lake, samples, tmp_path, capsys):
     assert main(["classify", "--lake", path, "--from", "2024-03-02", "--to", "2024-03-02"]) == 0
     out = capsys.readouterr().out
     assert "merged: 0 new, 0 re-classified" in out and "sync_token 1585759391" in out
-    assert tables.read(spark, path, R.IP_CLASSES).where(F.col("aws_service") == "S3").count() == 1
+    assert tables.read(spark, path, tables.IP_CLASSES).where(F.col("aws_service") == "S3").count() == 1

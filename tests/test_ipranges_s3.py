@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flowspark import ipranges as R
+from flowspark.edges import sources
+from flowspark.pipelines import ipranges as P
 
 pytestmark = pytest.mark.s3
 
@@ -22,9 +23,9 @@ def s3(moto_s3):
 def test_load_from_s3(spark, s3, samples, tmp_path):
     path = samples / "aws-ip-ranges" / "ip-ranges-2020-04-01.json"
     s3.upload_file(str(path), BUCKET, "aws/ip-ranges.json")
-    text = R.read_source(spark, f"s3a://{BUCKET}/aws/ip-ranges.json")
+    text = sources.read_ip_ranges_text(spark, f"s3a://{BUCKET}/aws/ip-ranges.json")
     assert text == path.read_text()
-    s = R.load_ip_ranges(spark, f"s3://{BUCKET}/aws/ip-ranges.json", str(tmp_path / "lake"))
+    s = P.load_ip_ranges(spark, f"s3://{BUCKET}/aws/ip-ranges.json", str(tmp_path / "lake"))
     assert (s.status, s.rows_written, s.sync_token) == ("loaded", 2638, 1585759391)
     with pytest.raises(FileNotFoundError, match="not found"):
-        R.read_source(spark, f"s3a://{BUCKET}/aws/missing.json")
+        sources.read_ip_ranges_text(spark, f"s3a://{BUCKET}/aws/missing.json")

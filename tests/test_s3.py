@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from flowspark import tables
-from flowspark.runs import run_dedup, run_ingest
+from flowspark.edges import tables
+from flowspark.generator import generate
+from flowspark.pipelines.dedup import run_dedup
+from flowspark.pipelines.ingest import run_ingest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from generate_flow_logs import generate  # noqa: E402
 
 pytestmark = pytest.mark.s3
 

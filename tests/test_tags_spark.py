@@ -14,27 +14,27 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
-from test_tags import CASES, case_paths
+from tagmapper_cases import CASES, case_paths
 
-from flowspark import tables
-from flowspark.schema import DEFAULT_FORMAT_STRING
-from flowspark.tags import (
-    PORT_PROTOCOL_COUNTS,
-    TAG_COUNTS,
+from flowspark.core.schema import DEFAULT_FORMAT_STRING
+from flowspark.core.tags import (
     UNTAGGED,
     input_counts,
-    lookup_frame,
     parse_lookup,
     port_protocol_counts,
-    read_lookup,
     report_text,
-    run_tag_lake,
     sorted_port_rows,
     sorted_tag_rows,
     tag_counts,
-    tag_files,
     tag_records,
     taggable,
+)
+from flowspark.edges import tables
+from flowspark.pipelines.tag import (
+    lookup_frame,
+    read_lookup,
+    run_tag_lake,
+    tag_files,
 )
 
 D = dt.date(2021, 5, 4)
@@ -141,7 +141,7 @@ EDGE_LINES = [
 @pytest.fixture(scope="module")
 def sample_lake(spark, cfg, samples, tmp_path_factory):
     """(lake, {case: (copied log paths, lookup path)}) with every sample ingested once."""
-    from flowspark.runs import run_ingest
+    from flowspark.pipelines.ingest import run_ingest
 
     root = tmp_path_factory.mktemp("tag_lake")
     src = root / "src"
@@ -170,24 +170,7 @@ def sample_lake(spark, cfg, samples, tmp_path_factory):
     return lake, cases
 
 
-@pytest.fixture(scope="module")
-def ingest_checks_version(spark, sample_lake):
-    """Whether ingest rejects a version that does not fit the format, as single-file mode does.
-
-    el-michael's line 16 differs from a valid record only by its version (5 in a v2 file).
-    """
-    lake, cases = sample_lake
-    name = Path(cases["el-michael"][0][0]).name
-    rejects = tables.read(spark, lake, tables.FLOW_REJECTS)
-    return rejects.where(F.col("source_file").endswith("/" + name) & (F.col("line_number") == 16)).count() == 1
-
-
-def _no_version(reason: str) -> str:
-    """A reason without its version part (whatever words ingest may use for it, if it gains the rule)."""
-    return "; ".join(p for p in reason.split("; ") if not p.startswith("version:")) or "version"
-
-
-def test_lake_mode_equals_single_file_mode_on_every_sample(spark, sample_lake, ingest_checks_version):
+def test_lake_mode_equals_single_file_mode_on_every_sample(spark, sample_lake):
     lake, cases = sample_lake
     records = tables.read(spark, lake, tables.FLOW_RECORDS)
     # Cases whose lookups parse to the same table share one Spark pass (6 passes for ~35 cases).
@@ -218,29 +201,22 @@ def test_lake_mode_equals_single_file_mode_on_every_sample(spark, sample_lake, i
     for r in tables.read(spark, lake, tables.FLOW_REJECTS).collect():
         rejects.setdefault(r["source_file"].rsplit("/", 1)[-1], []).append((r["line_number"], r["reason"]))
 
-    differ = set()
     for case, (logs, lookup_file) in sorted(cases.items()):
         name = Path(logs[0]).name
         lookup = read_lookup(lookup_file)
-        strict = tag_files(logs, lookup)
-        loose = tag_files(logs, lookup, check_version=False)  # ingest's rules exactly
-        if strict.report() != loose.report():
-            differ.add(case)
-        expected = strict if ingest_checks_version else loose
+        expected = tag_files(logs, lookup)
         lake_report = report_text(
             sorted_tag_rows(tag_totals.get(name, {})), sorted_port_rows(port_counts.get(name, {}))
         )
         assert lake_report == expected.report(), case
         # The same lines are rejected, for the same reasons, as ingest's flow_rejects.
-        mine = [(i.line, _no_version(i.reason)) for i in expected.scan.malformed_lines]
-        assert mine == sorted((n, _no_version(r)) for n, r in rejects.get(name, [])), case
+        mine = [(i.line, i.reason) for i in expected.scan.malformed_lines]
+        assert mine == sorted(rejects.get(name, [])), case
         got = inputs.get(name)
         scan = expected.scan
         assert (scan.records, scan.nodata, scan.skipped) == (
             (got["records"], got["nodata"], got["skipped"]) if got else (0, 0, 0)
         ), case
-    # The version rule is the only difference between the modes, and only these files have such lines.
-    assert differ == {"el-michael", "raghu-megh-faulty", "edge-cases"}
 
 
 def test_lake_plan_is_a_broadcast_hash_join(spark, sample_lake):
@@ -259,7 +235,7 @@ def test_lake_plan_is_a_broadcast_hash_join(spark, sample_lake):
 
 
 def test_run_tag_lake_cli_tables_csv_and_idempotent(
-    spark, sample_lake, ingest_checks_version, tmp_path, monkeypatch, capsys
+    spark, sample_lake, tmp_path, monkeypatch, capsys
 ):
     import flowspark.cli
 
@@ -274,11 +250,11 @@ def test_run_tag_lake_cli_tables_csv_and_idempotent(
 
     # The CSV is single-file mode's report over the same files.
     every_log = sorted({p for logs, _ in cases.values() for p in logs})
-    expected = tag_files(every_log, read_lookup(lookup_file), check_version=ingest_checks_version)
+    expected = tag_files(every_log, read_lookup(lookup_file))
     assert out.read_text() == expected.report()
 
-    ppc = tables.read(spark, lake, PORT_PROTOCOL_COUNTS)
-    tc = tables.read(spark, lake, TAG_COUNTS)
+    ppc = tables.read(spark, lake, tables.PORT_PROTOCOL_COUNTS)
+    tc = tables.read(spark, lake, tables.TAG_COUNTS)
     first_ppc, first_tc = ppc.collect(), tc.collect()
     # tag_counts per date are the port/protocol rows summed; canonical date has the canonical answer + extras
     assert_df_equality(tag_counts(ppc), tc, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
@@ -287,12 +263,12 @@ def test_run_tag_lake_cli_tables_csv_and_idempotent(
     # A rerun (here of one day) replaces that day: tables as after one run, no doubled rows, other days kept.
     assert flowspark.cli.main([*argv, "--from", D.isoformat(), "--to", D.isoformat()]) == 0
     for name, rows, schema in (
-        (TAG_COUNTS, first_tc, tc.schema),
-        (PORT_PROTOCOL_COUNTS, first_ppc, ppc.schema),
+        (tables.TAG_COUNTS, first_tc, tc.schema),
+        (tables.PORT_PROTOCOL_COUNTS, first_ppc, ppc.schema),
     ):
         again = tables.read(spark, lake, name)
         assert_df_equality(again, spark.createDataFrame(rows, schema), ignore_row_order=True)
-    assert tables.last_operation_metrics(spark, lake, TAG_COUNTS)["numOutputRows"] != "0"
+    assert tables.last_operation_metrics(spark, lake, tables.TAG_COUNTS)["numOutputRows"] != "0"
     # ... and its CSV covers that day only.
     day_tags = Counter({r["tag"]: r["records"] for r in first_tc if r["event_date"] == D})
     assert out.read_text().startswith(report_text(sorted_tag_rows(day_tags), []).split("\n\n")[0] + "\n\n")
@@ -302,7 +278,7 @@ def test_run_tag_lake_cli_tables_csv_and_idempotent(
 
 def test_count_flows_and_bytes_from_a_small_lake(spark, cfg, tmp_path):
     """--count flows tags the `flows` table; --count bytes sums bytes; a missing flows table is an error."""
-    from flowspark.schema import record_schema
+    from flowspark.core.schema import record_schema
 
     lake = str(tmp_path / "lake")
     cols = {f.name: None for f in record_schema().fields}
@@ -324,9 +300,9 @@ def test_count_flows_and_bytes_from_a_small_lake(spark, cfg, tmp_path):
     lookup = tmp_path / "l.csv"
     lookup.write_text("443,tcp,https\n22,tcp,ssh\n")
     with pytest.raises(FileNotFoundError, match="flows"):
-        run_tag_lake(spark, cfg, lake, str(lookup), count="flows")
+        run_tag_lake(spark, lake, str(lookup), count="flows")
 
-    s = run_tag_lake(spark, cfg, lake, str(lookup), count="bytes", output=str(tmp_path / "b.csv"))
+    s = run_tag_lake(spark, lake, str(lookup), count="bytes", output=str(tmp_path / "b.csv"))
     assert (s.records, s.nodata, s.skipped, s.matched, s.untagged) == (5, 1, 0, 3, 1)
     assert s.counted == {"https": 150, "ssh": 7, UNTAGGED: 1} and s.reconciled()
     assert (tmp_path / "b.csv").read_text() == report_text(
@@ -340,11 +316,11 @@ def test_count_flows_and_bytes_from_a_small_lake(spark, cfg, tmp_path):
         "event_date date, dstport int, protocol int, records long, bytes long",
     )
     tables.append(flows, lake, tables.FLOWS)
-    s = run_tag_lake(spark, cfg, lake, str(lookup), count="flows", output=str(tmp_path / "f.csv"))
+    s = run_tag_lake(spark, lake, str(lookup), count="flows", output=str(tmp_path / "f.csv"))
     assert (s.matched, s.untagged, s.tags) == (3, 1, 2)  # records, whatever the report counts
     assert s.counted == {"ssh": 2, "https": 1, UNTAGGED: 1} and s.reconciled()
     assert (tmp_path / "f.csv").read_text() == report_text(
         [("ssh", 2), ("https", 1), (UNTAGGED, 1)], [(22, "tcp", 2), (9, "udp", 1), (443, "tcp", 1)], "flows"
     )
-    got = {r["tag"]: (r["records"], r["bytes"], r["flows"]) for r in tables.read(spark, lake, TAG_COUNTS).collect()}
+    got = {r["tag"]: (r["records"], r["bytes"], r["flows"]) for r in tables.read(spark, lake, tables.TAG_COUNTS).collect()}
     assert got == {"https": (2, 150, 1), "ssh": (1, 7, 2), UNTAGGED: (1, 1, 1)}

@@ -1,0 +1,1 @@
+"""I/O at the edges: Delta tables, raw objects, the SparkSession, configuration."""

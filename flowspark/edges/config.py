@@ -1,0 +1,167 @@
+"""Typed job configuration: conf/<env>.toml, then CLI overrides.
+
+Config is data: paths, windows, thresholds and Spark settings live in TOML files, never as constants
+in job code. A bad value fails here, before a SparkSession starts, with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from flowspark.core.dedup import DEFAULT_KEY
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9/3.10 (EMR 7's system Python)
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person running the job."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[*]"
+    app_name: str = "flowspark"
+    # "resolve": Delta and hadoop-aws jars from Maven Central, resolved once into a local cache.
+    # "cluster": use the jars the platform provides (EMR, Glue --datalake-formats delta).
+    jars: str = "resolve"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = 4
+    ui: bool = False
+    log_level: str = "WARN"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint: str = ""  # e.g. http://127.0.0.1:5000 for a local S3 (moto, MinIO); "" = AWS
+    path_style: bool = False
+    region: str = ""
+    # Scheme that s3:// URIs are read with: "s3a" with hadoop-aws (laptops, Glue), "s3" on EMR (EMRFS).
+    scheme: str = "s3a"
+    anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    # Delta file sizing: rows per Parquet file written by ingest.
+    max_records_per_file: int = 5_000_000
+    # Extensions read as text and as Parquet.
+    text_suffixes: tuple[str, ...] = (".log.gz", ".log", ".txt", ".gz", ".txt.gz")
+    parquet_suffixes: tuple[str, ...] = (".log.parquet", ".parquet")
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    window: str = "1h"
+    key: tuple[str, ...] = DEFAULT_KEY  # the notebook's flow key, defined once in core/dedup.py
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = "local"
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    s3: S3Config = field(default_factory=S3Config)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+
+
+CONF_DIR_ENV = "FLOWSPARK_CONF_DIR"
+
+
+def default_conf_dir() -> Path:
+    """conf/ of the source tree, or the copy packaged inside the wheel."""
+    env = os.environ.get(CONF_DIR_ENV)
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "conf", package / "data"):
+        if (candidate / "local.toml").exists():
+            return candidate
+    return package.parent / "conf"
+
+
+def _build(cls: Any, section: str, data: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"[{section}] has unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    kwargs: dict[str, Any] = {}
+    defaults = cls()
+    for name, value in data.items():
+        current = getattr(defaults, name)
+        if isinstance(current, tuple):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ConfigError(f"[{section}] {name} must be a list, got {value!r}")
+            value = tuple(value)
+        elif isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"[{section}] {name} must be true or false, got {value!r}")
+        elif isinstance(current, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"[{section}] {name} must be a whole number, got {value!r}")
+        elif isinstance(current, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{section}] {name} must be a table, got {value!r}")
+            value = {str(k): str(v) for k, v in value.items()}
+        elif isinstance(current, str) and not isinstance(value, str):
+            raise ConfigError(f"[{section}] {name} must be a string, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(env: str = "local", path: str | os.PathLike[str] | None = None) -> Config:
+    """Load conf/<env>.toml (or an explicit file) into a validated Config."""
+    if path is None:
+        conf_file = default_conf_dir() / f"{env}.toml"
+    else:
+        conf_file = Path(path)
+    if not conf_file.exists():
+        available = sorted(p.stem for p in conf_file.parent.glob("*.toml")) if conf_file.parent.exists() else []
+        raise ConfigError(
+            f"config file {conf_file} not found"
+            + (f"; available environments: {', '.join(available)}" if available else "")
+        )
+    try:
+        data = tomllib.loads(conf_file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{conf_file} is not valid TOML: {exc}") from exc
+    sections = {"spark": SparkConfig, "s3": S3Config, "ingest": IngestConfig, "dedup": DedupConfig}
+    unknown = sorted(set(data) - set(sections) - {"env"})
+    if unknown:
+        raise ConfigError(f"{conf_file}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sections)}")
+    built = {name: _build(cls, name, data.get(name, {})) for name, cls in sections.items()}
+    cfg = Config(env=str(data.get("env", env)), **built)
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.spark.jars not in ("resolve", "cluster"):
+        raise ConfigError(f"[spark] jars must be 'resolve' or 'cluster', got {cfg.spark.jars!r}")
+    if cfg.spark.shuffle_partitions < 1:
+        raise ConfigError("[spark] shuffle_partitions must be at least 1")
+    if cfg.s3.scheme not in ("s3", "s3a"):
+        raise ConfigError(f"[s3] scheme must be 's3' or 's3a', got {cfg.s3.scheme!r}")
+
+
+def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """Apply CLI overrides, e.g. with_overrides(cfg, spark={"master": "local[2]"})."""
+    updated = {}
+    for name, values in sections.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            current = getattr(cfg, name)
+            merged = {f.name: getattr(current, f.name) for f in fields(current)} | values
+            updated[name] = _build(type(current), name, merged)
+    out = replace(cfg, **updated)
+    _validate(out)
+    return out

@@ -1,0 +1,77 @@
+"""What every job shares: the reconciliation error, the one-row stats frames, and job-scoped SQL confs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, StructField, StructType, TimestampType
+
+from flowspark.core.schema import parse_format
+from flowspark.edges.config import Config, ConfigError, load_config, with_overrides
+from flowspark.edges.session import create_session, resolve_jars
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ReconciliationError",
+    "check_flow_format",
+    "create_session",
+    "job_conf",
+    "load_config",
+    "one_row",
+    "resolve_jars",
+    "utc_now",
+    "with_overrides",
+]
+
+
+def check_flow_format(fmt: str) -> list[str]:
+    """A --format string as field names; ValueError naming the problem (before any Spark work)."""
+    return parse_format(fmt)
+
+
+class ReconciliationError(RuntimeError):
+    """Records in != records out + records rejected. The job fails rather than lose data quietly."""
+
+
+def utc_now() -> dt.datetime:
+    """Now, as an aware UTC datetime: Spark stores it as that instant whatever the driver's zone."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def one_row(spark: SparkSession, values: dict) -> DataFrame:
+    """A one-row DataFrame with explicit types (None-safe), for the stats tables."""
+
+    def typ(v: object):
+        if isinstance(v, bool):
+            return BooleanType()
+        if isinstance(v, int):
+            return LongType()
+        if isinstance(v, float):
+            return DoubleType()
+        if isinstance(v, dt.datetime):
+            return TimestampType()
+        return StringType()
+
+    schema = StructType([StructField(k, typ(v), True) for k, v in values.items()])
+    return spark.createDataFrame([tuple(values.values())], schema)
+
+
+@contextmanager
+def job_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """SQL confs for the duration of one job's block, then what was there before (the session may be shared:
+    the CLI's, a test suite's, or `flowspark run`'s)."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, old in before.items():
+            if old is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, old)
