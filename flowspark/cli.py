@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from flowspark.pipelines import classify, ipranges, tag
-from flowspark.pipelines.common import Config, ConfigError, check_flow_format, load_config, with_overrides
+from flowspark.pipelines.common import (
+    Config,
+    ConfigError,
+    check_flow_format,
+    check_lake,
+    load_config,
+    spark_log,
+    with_overrides,
+)
 
 log = logging.getLogger("flowspark")
 
@@ -55,10 +63,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return with_overrides(cfg, spark=spark, s3=s3)
 
 
+_VERBOSE = [False]  # set by main(): -v shows the JVM's own output and Python traces
+
+
 def spark_for(cfg: Config) -> Any:
     from flowspark.pipelines.common import create_session
 
-    return create_session(cfg)
+    return create_session(cfg, quiet=not _VERBOSE[0])
 
 
 # ---------------------------------------------------------------- commands
@@ -71,6 +82,13 @@ def cmd_setup(args: argparse.Namespace, cfg: Config) -> int:
     print(f"JVM dependencies ready ({len(jars)} jars, cached):")
     for j in jars:
         print(f"  {j}")
+    return 0
+
+
+def cmd_packages(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines.common import packages
+
+    print(packages())
     return 0
 
 
@@ -353,6 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("setup", help="resolve and cache the JVM jars (Delta, hadoop-aws) from Maven Central")
     add_common(p, lake=False, dates=False)
     p.set_defaults(handler=cmd_setup)
+    p = sub.add_parser(
+        "packages",
+        help="print the JVM packages for spark-submit --packages (Delta, hadoop-aws of this Spark line)",
+        description="Print the Maven coordinates of the JVM packages flowspark needs on this Spark line, for "
+        'spark-submit: spark-submit --packages "$(flowspark packages)" ...',
+    )
+    p.set_defaults(handler=cmd_packages)
     _ingest_parser(sub)
     _dedup_parser(sub)
     _tag_parser(sub)
@@ -360,26 +385,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(exc: BaseException, limit: int = 400) -> str:
+    """The cause in one line: the first line of the message (Spark's carry a JVM trace after it)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Causes a person can fix, recognised in a failure's message: (words, what to say, exit code).
+_KNOWN_CAUSES = (
+    (
+        ("NoCredentialsError", "No AWS Credentials", "NoAuthWithAWSException", "Unable to load AWS credentials"),
+        "no AWS credentials found: provide them the standard way (AWS_PROFILE, AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY, or an instance/task role)",
+        2,
+    ),
+    (
+        ("AccessDenied", "Access Denied", "403 Forbidden"),
+        "access denied by S3: the job needs read on the source prefix and read/write on the lake (README, IAM)",
+        2,
+    ),
+    (("NoSuchBucket", "bucket does not exist"), "the S3 bucket does not exist: check the URI", 2),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    _VERBOSE[0] = verbose
     logging.basicConfig(
-        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         date_from, date_to = getattr(args, "date_from", None), getattr(args, "date_to", None)
         if date_from and date_to and date_from > date_to:  # every command with --from/--to, before Spark
             raise ConfigError(f"--from {date_from} is after --to {date_to}")
+        if getattr(args, "lake", None):
+            check_lake(args.lake)
         cfg = config_from_args(args) if hasattr(args, "env") else load_config("local")
         return int(args.handler(args, cfg))
     except (ConfigError, FileNotFoundError, ValueError) as exc:
+        if verbose:
+            raise
         print(f"flowspark {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # the job failed: say so plainly, keep the traceback for -v
-        if getattr(args, "verbose", False):
+    except KeyboardInterrupt:
+        print(f"flowspark {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the job failed: one line with the cause; the trace with -v
+        if verbose:
             raise
-        print(f"flowspark {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = f"{type(exc).__name__}: {exc}"
+        for words, say, code in _KNOWN_CAUSES:
+            if any(w in message for w in words):
+                print(f"flowspark {args.command}: error: {say} ({_first_line(exc, 200)})", file=sys.stderr)
+                return code
+        where = f"; Spark's log: {spark_log()}" if spark_log() else ""
+        print(
+            f"flowspark {args.command}: failed: {type(exc).__name__}: {_first_line(exc)} "
+            f"(run with -v for the trace{where})",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -71,3 +71,14 @@ def moto_s3(spark):
     )
     yield MotoS3(spark, server, endpoint, client)
     server.stop()
+
+
+# Fixtures that generate tens of thousands of records or start a server: a test that uses one is slow
+# (`make test-fast` leaves it out). Tests that are slow for other reasons carry @pytest.mark.slow.
+SLOW_FIXTURES = {"generated", "gen_lake", "moto_s3", "sample_lake"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

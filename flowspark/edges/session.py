@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -74,7 +76,7 @@ def _record_manifest(line: str, spark: SparkSession) -> None:
         path.write_text(json.dumps({"packages": JVM_PACKAGES[line], "jars": jars}, indent=1))
 
 
-def _base_conf(cfg: Config) -> dict[str, str]:
+def _base_conf(cfg: Config, submitted: bool = False) -> dict[str, str]:
     conf = {
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -100,9 +102,13 @@ def _base_conf(cfg: Config) -> dict[str, str]:
         # 8-byte microsecond timestamps with real min/max statistics, instead of legacy 12-byte INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
-    if cfg.spark.master.startswith("local"):
+    # The parse compiles to large generated methods, which HotSpot leaves to the interpreter unless told
+    # otherwise: the flag goes to every JVM that runs tasks (executors on a cluster, the driver locally).
+    jvm_flags = "-XX:+UseParallelGC -XX:-DontCompileHugeMethods -Duser.timezone=UTC"
+    conf["spark.executor.extraJavaOptions"] = jvm_flags
+    if cfg.spark.master.startswith("local") and not submitted:
         conf["spark.driver.memory"] = cfg.spark.driver_memory
-        conf["spark.driver.extraJavaOptions"] = "-XX:+UseParallelGC -XX:-DontCompileHugeMethods -Duser.timezone=UTC"
+        conf["spark.driver.extraJavaOptions"] = jvm_flags
     s3 = cfg.s3
     conf["spark.hadoop.fs.s3.impl"] = (
         "org.apache.hadoop.fs.s3a.S3AFileSystem" if s3.scheme == "s3a" and cfg.spark.jars == "resolve" else ""
@@ -124,8 +130,47 @@ def _base_conf(cfg: Config) -> dict[str, str]:
     return conf
 
 
-def create_session(cfg: Config) -> SparkSession:
-    """Build the SparkSession for a job. The only place in flowspark that creates one."""
+def launched_by_spark_submit() -> bool:
+    """True when spark-submit (or Glue, or EMR) started this Python driver: the JVM already runs with its
+    master, class path and JVM options, which a builder can no longer change."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+_JVM_LOG: list[Path] = []
+
+
+def jvm_log() -> Path | None:
+    """The file the JVM's own output (log4j, SLF4J, JVM warnings) went to, if the session was quiet."""
+    return _JVM_LOG[-1] if _JVM_LOG else None
+
+
+@contextmanager
+def _stderr_to(path: Path | None) -> Iterator[None]:
+    """Point file descriptor 2 at `path` while the JVM is launched, so the JVM (which inherits it) writes
+    its log lines and warnings there for its whole life; Python's stderr is the terminal again after."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+
+
+def create_session(cfg: Config, quiet: bool = False) -> SparkSession:
+    """Build the SparkSession for a job. The only place in flowspark that creates one.
+
+    quiet: the JVM's output goes to a log file under the cache folder (see jvm_log()) instead of the
+    terminal, so a person sees flowspark's own lines only (the CLI without -v).
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
         # A session that already runs (Glue's, a notebook's, a test suite's, `flowspark run`'s) is used as
@@ -133,13 +178,16 @@ def create_session(cfg: Config) -> SparkSession:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     t0 = time.time()
+    submitted = launched_by_spark_submit()
     builder = SparkSession.builder.appName(cfg.spark.app_name)
-    if cfg.spark.jars == "resolve":
+    if cfg.spark.jars == "resolve" and not submitted:
+        # Under spark-submit its --master wins: setting the config's local[*] here would silently run a
+        # cluster job inside the driver.
         builder = builder.master(cfg.spark.master)
-    for key, value in _base_conf(cfg).items():
+    for key, value in _base_conf(cfg, submitted).items():
         builder = builder.config(key, value)
     first_resolution = False
-    if cfg.spark.jars == "resolve":
+    if cfg.spark.jars == "resolve" and not submitted:
         line = spark_line()
         jars = cached_jars(line)
         if jars is not None:
@@ -151,12 +199,36 @@ def create_session(cfg: Config) -> SparkSession:
             builder = builder.config("spark.jars.packages", ",".join(JVM_PACKAGES[line])).config(
                 "spark.jars.ivy", str(cache_dir() / "ivy")
             )
-    spark = builder.getOrCreate()
+    log_file = None
+    if quiet and not submitted:
+        log_file = cache_dir() / "logs" / f"spark-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        _JVM_LOG.append(log_file)
+    with _stderr_to(log_file):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
+    if submitted and not _has_delta(spark):
+        raise ConfigError(
+            "Delta Lake is not on the cluster's class path: pass the JVM packages to spark-submit, "
+            '--packages "$(flowspark packages)", or use the platform\'s Delta (EMR: delta in the cluster '
+            "configuration; Glue: --datalake-formats delta)"
+        )
     if first_resolution:
         _record_manifest(spark_line(), spark)
     log.info("Spark %s session ready in %.1fs", spark.version, time.time() - t0)
     return spark
+
+
+def _has_delta(spark: SparkSession) -> bool:
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
+    except Exception:
+        return False
+    return True
+
+
+def packages() -> str:
+    """The --packages value for spark-submit: Delta and hadoop-aws of the installed Spark line."""
+    return ",".join(JVM_PACKAGES[spark_line()])
 
 
 def resolve_jars(cfg: Config) -> list[str]:

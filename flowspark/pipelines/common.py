@@ -11,13 +11,17 @@ from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, Str
 
 from flowspark.core.schema import parse_format
 from flowspark.edges.config import Config, ConfigError, load_config, with_overrides
-from flowspark.edges.session import create_session, resolve_jars
+from flowspark.edges.session import create_session, jvm_log, packages, resolve_jars
+from flowspark.edges.sources import is_local, to_local_path
 
 __all__ = [
     "Config",
     "ConfigError",
     "ReconciliationError",
     "check_flow_format",
+    "check_lake",
+    "packages",
+    "spark_log",
     "create_session",
     "job_conf",
     "load_config",
@@ -31,6 +35,20 @@ __all__ = [
 def check_flow_format(fmt: str) -> list[str]:
     """A --format string as field names; ValueError naming the problem (before any Spark work)."""
     return parse_format(fmt)
+
+
+def check_lake(lake: str) -> None:
+    """ConfigError unless `lake` can be a lake root: a folder (existing or not) or an object-store prefix."""
+    import os
+
+    if is_local(lake) and os.path.isfile(to_local_path(os.path.expanduser(lake))):
+        raise ConfigError(f"--lake {lake} is a file; give a folder or s3://bucket/prefix for the Delta tables")
+
+
+def spark_log() -> str | None:
+    """Where the JVM's output went when the session was quiet (shown with a failure)."""
+    path = jvm_log()
+    return str(path) if path else None
 
 
 class ReconciliationError(RuntimeError):
