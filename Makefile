@@ -12,7 +12,7 @@ DEMO   ?= demo
 RECORDS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-spark35 demo test test-fast lint typecheck bench clean
+.PHONY: help setup setup-spark35 demo test test-fast lint typecheck bench package clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -20,17 +20,16 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[spark,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv, install flowspark[dev], fetch and cache the JVM jars (once)
+setup: $(STAMP) ## create .venv, install flowspark[spark,dev], fetch and cache the JVM jars (once)
 	$(VENV)/bin/flowspark setup
 
-$(STAMP35): requirements/spark35.txt pyproject.toml
+$(STAMP35): pyproject.toml
 	$(PYTHON) -m venv $(VENV35)
 	$(VENV35)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV35)/bin/python -m pip install --quiet -r requirements/spark35.txt chispa pytest pytest-timeout boto3 'moto[server]' numpy pyarrow
-	$(VENV35)/bin/python -m pip install --quiet --no-deps -e .
+	$(VENV35)/bin/python -m pip install --quiet -e '.[spark35,dev]'
 	touch $(STAMP35)
 
 setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .venv-35, jars cached
@@ -39,15 +38,14 @@ setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .
 demo: setup ## generate sample flow logs and run the whole pipeline on them (local Spark)
 	$(PY) scripts/demo.py --out $(DEMO) --records $(RECORDS)
 
-test: setup setup-spark35 ## the test suite on Spark 4.0, then ingest+dedup tests on Spark 3.5 (same code)
-	$(PY) -m pytest -q -p no:cacheprovider
-	$(VENV35)/bin/python -m pytest -q -p no:cacheprovider tests/test_ingest.py tests/test_dedup.py
+test: setup setup-spark35 lint ## lint, then the whole suite on Spark 4.0 + Delta 4.0, then on Spark 3.5 + Delta 3.3 (same code)
+	scripts/test_lanes.sh
 
-test-fast: setup ## the suite without the slow end-to-end tests
-	$(PY) -m pytest -q -m "not slow"
+test-fast: setup ## the suite without the slow tests (real-size objects, crashes, S3, generated data), Spark 4 only
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: setup ## ruff, and the import contract of the layers (cli -> pipelines -> edges -> core)
-	$(VENV)/bin/ruff check flowspark jobs scripts tests
+	$(VENV)/bin/ruff check flowspark jobs scripts tests dags
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 typecheck: setup ## mypy on the library
@@ -55,6 +53,9 @@ typecheck: setup ## mypy on the library
 
 bench: setup ## ingest+dedup benchmark against pandas, DuckDB and plain PySpark (long)
 	$(PY) scripts/bench_dedup.py
+
+package: setup ## dist/: the wheel, a zip for --py-files, a venv-pack archive for --archives (see README, EMR)
+	scripts/package.sh $(PY)
 
 clean: ## remove demo output and caches (keeps .venv and the jar cache)
 	rm -rf $(DEMO) bench-out .pytest_cache .mypy_cache .ruff_cache spark-warehouse

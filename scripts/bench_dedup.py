@@ -10,12 +10,17 @@ files) and runs each engine in its own process, sampling the resident memory of 
   duckdb    read_csv over the .log.gz files, GROUP BY 1-hour window + flow key, write Parquet
   pyspark   spark.read.csv(glob, explicit schema), groupBy(1-hour window + key), write Parquet
   flowspark `flowspark ingest` then `flowspark dedup` (two commands, as a user runs them), and dedup alone
+  run       `flowspark run --steps ingest,dedup`: the daily run, both steps in one Spark session
   floor     what Spark + Delta cost here before any compaction work (run after flowspark, on its lake):
             "session" starts flowspark's SparkSession and runs one trivial job; "copy" reads the columns
             compaction needs from flow_records and writes them unchanged as Parquet: a dedup that did no
             grouping at all could not be faster than that
 
-Usage: python scripts/bench_dedup.py [--sizes 1000000,10000000] [--data /tmp/bench] [--engines ...]
+Every engine runs --repeat times (default 3) in turn, on the same data, in one invocation; the table gives
+min / median / max of wall seconds, of CPU seconds (user + sys of the whole process tree, sampled from
+/proc) per million records, and of peak resident memory.
+
+Usage: python scripts/bench_dedup.py [--sizes 1000000,10000000] [--data /tmp/bench] [--engines ...] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -60,15 +66,45 @@ def tree_rss_kb(root: int) -> int:
     return total
 
 
+CLOCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int, seen: dict[int, float]) -> None:
+    """Record the CPU seconds (user + sys, cumulative) of a process and its descendants into `seen`."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        if pid in cpu:
+            seen[pid] = max(seen.get(pid, 0.0), cpu[pid])
+        stack.extend(children.get(pid, []))
+
+
+LAST_CPU = [0.0]
+
+
 def run(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak tree RSS in MB, stdout) of a command."""
+    """(wall seconds, peak tree RSS in MB, stdout) of a command; its tree's CPU seconds go to LAST_CPU."""
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
+    seen: dict[int, float] = {}
 
     def sample() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            tree_cpu(proc.pid, seen)
             time.sleep(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -76,6 +112,7 @@ def run(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
     out, err = proc.communicate()
     th.join()
     wall = time.time() - t0
+    LAST_CPU[0] = sum(seen.values())
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}... failed ({proc.returncode}):\n{err[-3000:]}")
     return wall, peak[0] // 1024, out
@@ -159,7 +196,7 @@ FLOOR_COPY = """
 import sys, json
 from flowspark.edges.config import load_config
 from flowspark.edges.session import create_session
-from flowspark import tables
+from flowspark.edges import tables
 from pyspark.sql import functions as F
 spark = create_session(load_config("local"))
 cols = ["start", "account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action",
@@ -184,11 +221,62 @@ def dataset(base: Path, records: int) -> tuple[Path, dict]:
     return out, json.loads(truth_file.read_text())
 
 
+def one_engine(engine: str, data: Path, scratch: Path, size: int, want: tuple) -> dict[str, dict]:
+    """One run of one engine: {row name: {wall, cpu, peak_mb, rows, sums_match}}."""
+    row: dict[str, dict] = {}
+
+    def result(wall: float, peak: int, rows: int, ok: bool) -> dict:
+        return {"wall": wall, "cpu": LAST_CPU[0], "peak_mb": peak, "rows": rows, "sums_match": ok}
+
+    if engine == "floor":
+        lake = scratch / "lake"
+        if not (lake / "flow_records").exists():
+            print("floor needs the flowspark engine's lake: run it with --engines ...,flowspark,floor")
+            return row
+        wall, peak, _ = run([PY, "-c", FLOOR_SESSION])
+        row["floor: Spark session"] = result(wall, peak, 1, True)
+        wall, peak, out = run([PY, "-c", FLOOR_COPY, str(lake), str(scratch / "copy")])
+        res = json.loads(out.strip().splitlines()[-1])
+        ok = (res["records"], res["packets"], res["bytes"]) == want
+        row["floor: copy, no grouping"] = result(wall, peak, res["rows"], ok)
+        return row
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    fs = str(Path(PY).with_name("flowspark"))
+    lake = scratch / "lake"
+    if engine in ("pandas", "duckdb", "pyspark"):
+        script = {"pandas": PANDAS, "duckdb": DUCKDB, "pyspark": PYSPARK}[engine]
+        target = scratch / ("out.parquet" if engine == "duckdb" else "out")
+        wall, peak, out = run([PY, "-c", script, str(data), str(target)])
+        res = json.loads(out.strip().splitlines()[-1])
+        ok = (res["records"], res["packets"], res["bytes"]) == want
+        row[engine] = result(wall, peak, res["rows"], ok)
+    elif engine == "run":
+        wall, peak, out = run([fs, "run", "--source", str(data), "--lake", str(lake), "--steps", "ingest,dedup"])
+        ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
+        rows = int(out.split("output rows", 1)[1].split()[0].replace(",", ""))
+        row["flowspark run ingest,dedup"] = result(wall, peak, rows, ok)
+    else:
+        w1, p1, _ = run([fs, "ingest", "--source", str(data), "--lake", str(lake)])
+        c1 = LAST_CPU[0]
+        w2, p2, out = run([fs, "dedup", "--lake", str(lake)])
+        c2 = LAST_CPU[0]
+        ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
+        rows = int(out.split("output rows", 1)[1].split()[0].replace(",", ""))
+        row["flowspark ingest"] = {**result(w1, p1, size, True), "cpu": c1}
+        row["flowspark dedup"] = {**result(w2, p2, rows, ok), "cpu": c2}
+        row["flowspark ingest+dedup"] = {**result(w1 + w2, max(p1, p2), rows, ok), "cpu": c1 + c2}
+    return row
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=textwrap.dedent(__doc__ or ""), formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=textwrap.dedent(__doc__ or ""), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--data", default="bench-out", help="where datasets and outputs go")
-    ap.add_argument("--engines", default="pandas,duckdb,pyspark,flowspark,floor")
+    ap.add_argument("--engines", default="duckdb,pyspark,flowspark,run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each engine (the table shows min/median/max)")
     args = ap.parse_args()
     base = Path(args.data).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -197,56 +285,37 @@ def main() -> int:
     for size in [int(s) for s in args.sizes.split(",")]:
         data, truth = dataset(base, size)
         want = (truth["data_records"], truth["packets"], truth["bytes"])
-        scratch = base / "out"
-        row: dict[str, dict] = {}
-        for engine in engines:
-            if engine == "floor":
-                lake = scratch / "lake"
-                if not (lake / "flow_records").exists():
-                    print("floor needs the flowspark engine's lake: run it with --engines ...,flowspark,floor")
-                    continue
-                print(f"[{size:,}] floor ...", flush=True)
-                wall, peak, _ = run([PY, "-c", FLOOR_SESSION])
-                row["floor: Spark session"] = {"wall": wall, "peak_mb": peak, "rows": 1, "sums_match": True}
-                wall, peak, out = run([PY, "-c", FLOOR_COPY, str(lake), str(scratch / "copy")])
-                res = json.loads(out.strip().splitlines()[-1])
-                ok = (res["records"], res["packets"], res["bytes"]) == want
-                row["floor: copy, no grouping"] = {"wall": wall, "peak_mb": peak, "rows": res["rows"], "sums_match": ok}
-                continue
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
-            print(f"[{size:,}] {engine} ...", flush=True)
-            if engine in ("pandas", "duckdb", "pyspark"):
-                script = {"pandas": PANDAS, "duckdb": DUCKDB, "pyspark": PYSPARK}[engine]
-                target = scratch / ("out.parquet" if engine == "duckdb" else "out")
-                wall, peak, out = run([PY, "-c", script, str(data), str(target)])
-                res = json.loads(out.strip().splitlines()[-1])
-                ok = (res["records"], res["packets"], res["bytes"]) == want
-                row[engine] = {"wall": wall, "peak_mb": peak, "rows": res["rows"], "sums_match": ok}
-            else:
-                lake = scratch / "lake"
-                fs = str(Path(PY).with_name("flowspark"))
-                w1, p1, _ = run([fs, "ingest", "--source", str(data), "--lake", str(lake)])
-                w2, p2, out = run([fs, "dedup", "--lake", str(lake)])
-                ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
-                rows = int(out.split("output rows", 1)[1].split()[0].replace(",", ""))
-                row["flowspark ingest"] = {"wall": w1, "peak_mb": p1, "rows": size, "sums_match": True}
-                row["flowspark dedup"] = {"wall": w2, "peak_mb": p2, "rows": rows, "sums_match": ok}
-                row["flowspark ingest+dedup"] = {"wall": w1 + w2, "peak_mb": max(p1, p2), "rows": rows, "sums_match": ok}
-        results.append((size, truth, row))
-        print_table(size, truth, row)
-    (base / "results.json").write_text(json.dumps([{"size": s, "results": r} for s, _, r in results], indent=1))
+        runs: dict[str, list[dict]] = {}
+        for i in range(args.repeat):
+            for engine in engines:  # engines take turns, so a slow spell of the machine hits them all
+                print(f"[{size:,}] {engine} run {i + 1}/{args.repeat} ...", flush=True)
+                for name, r in one_engine(engine, data, base / "out", size, want).items():
+                    runs.setdefault(name, []).append(r)
+        results.append((size, truth, runs))
+        print_table(size, truth, runs)
+    (base / "results.json").write_text(json.dumps([{"size": s, "runs": r} for s, _, r in results], indent=1))
     return 0
 
 
-def print_table(size: int, truth: dict, row: dict) -> None:
-    duck = row.get("duckdb", {}).get("wall")
-    print(f"\n{size:,} records ({truth['files']:,} files; truth: {truth['window_1h']['flow_keys']:,} window/key rows)")
-    print(f"{'engine':<24}{'wall s':>9}{'records/s':>12}{'peak MB':>9}{'x duckdb':>10}{'rows out':>12}  sums = truth")
-    for name, r in row.items():
-        ratio = f"{r['wall'] / duck:.1f}" if duck else "-"
-        print(f"{name:<24}{r['wall']:>9.1f}{size / r['wall']:>12,.0f}{r['peak_mb']:>9,}{ratio:>10}{r['rows']:>12,}  "
-              f"{'yes' if r['sums_match'] else 'NO'}")
+def _mmm(values: list[float], fmt: str) -> str:
+    v = sorted(values)
+    return "/".join(format(x, fmt) for x in (v[0], statistics.median(v), v[-1]))
+
+
+def print_table(size: int, truth: dict, runs: dict[str, list[dict]]) -> None:
+    """A Markdown table: min/median/max over the runs of each engine."""
+    duck = statistics.median(r["wall"] for r in runs["duckdb"]) if "duckdb" in runs else None
+    print(f"\n{size:,} records ({truth['files']:,} files; truth: {truth['window_1h']['flow_keys']:,} window/key rows); "
+          f"min/median/max of {len(next(iter(runs.values())))} runs")
+    print("| engine | wall s | x DuckDB (median) | CPU s per M records | peak MB | rows out | sums = truth |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, rs in runs.items():
+        wall = statistics.median(r["wall"] for r in rs)
+        ratio = f"{wall / duck:.1f}" if duck else "-"
+        cpu = _mmm([r["cpu"] / (size / 1e6) for r in rs], ".1f")
+        print(f"| {name} | {_mmm([r['wall'] for r in rs], '.1f')} | {ratio} | {cpu} | "
+              f"{_mmm([r['peak_mb'] for r in rs], ',.0f')} | {rs[0]['rows']:,} | "
+              f"{'yes' if all(r['sums_match'] for r in rs) else 'NO'} |")
     print(flush=True)
 
 

@@ -107,6 +107,9 @@ def _base_conf(cfg: Config, submitted: bool = False) -> dict[str, str]:
     jvm_flags = "-XX:+UseParallelGC -XX:-DontCompileHugeMethods -Duser.timezone=UTC"
     conf["spark.executor.extraJavaOptions"] = jvm_flags
     if cfg.spark.master.startswith("local") and not submitted:
+        # A local session talks to itself only: on loopback, whatever the host name resolves to.
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.driver.memory"] = cfg.spark.driver_memory
         conf["spark.driver.extraJavaOptions"] = jvm_flags
     s3 = cfg.s3
@@ -219,8 +222,11 @@ def create_session(cfg: Config, quiet: bool = False) -> SparkSession:
 
 
 def _has_delta(spark: SparkSession) -> bool:
+    """Delta's classes are loadable (spark-submit's --packages go to Spark's own class loader)."""
+    from delta.tables import DeltaTable
+
     try:
-        spark.sparkContext._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
+        DeltaTable.isDeltaTable(spark, "file:///nonexistent-flowspark-probe")
     except Exception:
         return False
     return True

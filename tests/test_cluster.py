@@ -1,0 +1,193 @@
+"""The packaged pipeline on a real Spark standalone cluster: a master and two workers on 127.0.0.1.
+
+spark-submit runs the job entry points from the artifacts `scripts/package.sh` builds (the venv-pack
+archive shipped with --archives, whose Python the driver and the executors both use), never from the
+source tree. The event log proves that executors on the workers ran the tasks, not the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from flowspark.generator import generate
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> dict[str, Path]:
+    """dist/ built afresh by scripts/package.sh, and the venv archive unpacked for the driver's Python."""
+    subprocess.run(["bash", "scripts/package.sh", sys.executable], cwd=REPO, check=True, capture_output=True)
+    dist = REPO / "dist"
+    venv = tmp_path_factory.mktemp("driver-env")
+    with tarfile.open(dist / "flowspark-venv.tar.gz") as tar:
+        tar.extractall(venv)
+    return {"archive": dist / "flowspark-venv.tar.gz", "zip": next(dist.glob("flowspark-*.zip")), "env": venv}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A standalone master and two workers (1 core, 1 GB each) started from the pyspark install."""
+    home = _spark_home()
+    work = tmp_path_factory.mktemp("cluster")
+    port, ui = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home),
+        "SPARK_LOCAL_IP": "127.0.0.1",  # every process of the cluster on loopback only
+        "SPARK_LOG_DIR": str(work / "logs"),
+        "SPARK_WORKER_DIR": str(work),
+    }
+    cls = [str(home / "bin" / "spark-class")]
+    master = subprocess.Popen(
+        [*cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+         "--webui-port", str(ui)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"spark://127.0.0.1:{port}"
+    workers = [
+        subprocess.Popen(
+            [*cls, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1", "--memory",
+             "1g", "--webui-port", str(_free_port()), "--work-dir", str(work / f"w{i}"), url],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for i in range(2)
+    ]
+    deadline = time.time() + 120
+    alive = 0
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as r:
+                alive = sum(1 for w in json.load(r).get("workers", []) if w.get("state") == "ALIVE")
+        except OSError:
+            alive = 0
+        if alive == 2:
+            break
+        time.sleep(1)
+    try:
+        assert alive == 2, f"{alive} of 2 workers registered with the master (logs: {work / 'logs'})"
+        yield {"url": url, "work": work}
+    finally:
+        for p in [*workers, master]:
+            p.terminate()
+        for p in [*workers, master]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _submit(cluster, artifacts, script: str, *args: str, events: Path) -> subprocess.CompletedProcess:
+    home = _spark_home()
+    packages = subprocess.run(
+        [sys.executable, "-m", "flowspark.cli", "packages"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    from flowspark.edges.session import cache_dir
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "VIRTUAL_ENV"))}
+    env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
+    cmd = [
+        str(home / "bin" / "spark-submit"),
+        "--master", cluster["url"],
+        "--packages", packages,
+        "--conf", f"spark.jars.ivy={cache_dir() / 'ivy'}",
+        "--archives", f"{artifacts['archive']}#env",
+        "--conf", "spark.pyspark.python=./env/bin/python",  # executors: the archive, unpacked in their work dir
+        "--conf", f"spark.pyspark.driver.python={artifacts['env'] / 'bin' / 'python'}",
+        "--conf", "spark.executor.memory=768m",
+        "--conf", "spark.driver.host=127.0.0.1",
+        "--conf", "spark.driver.bindAddress=127.0.0.1",
+        "--conf", "spark.eventLog.enabled=true",
+        "--conf", "spark.eventLog.compress=false",
+        "--conf", "spark.eventLog.rolling.enabled=false",
+        "--conf", f"spark.eventLog.dir={events}",
+        str(REPO / "jobs" / script), *args,
+    ]
+    # cwd outside the repository: nothing may come from the source tree
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cluster["work"], timeout=600)
+    (cluster["work"] / f"submit-{script}.log").write_text(r.stdout + "\n----- stderr\n" + r.stderr)
+    return r
+
+
+def _regroup(generated: Path, out: Path, objects: int) -> None:
+    """The generated day's 288 five-minute objects as a few larger ones (header once each): the test is
+    about where tasks run, and hundreds of tiny tasks on two 1-core workers only make it slow."""
+    import gzip
+
+    files = sorted(generated.rglob("*.log.gz"))
+    out.mkdir(parents=True)
+    per = -(-len(files) // objects)
+    for i in range(objects):
+        part = files[i * per : (i + 1) * per]
+        if not part:
+            break
+        with gzip.open(out / f"part-{i}.log.gz", "wt") as dst:
+            for j, f in enumerate(part):
+                lines = gzip.decompress(f.read_bytes()).decode().splitlines(keepends=True)
+                dst.writelines(lines if j == 0 else lines[1:])
+
+
+def _executor_tasks(events: Path) -> tuple[set[str], dict[str, int]]:
+    """(executor ids added, tasks finished per executor id) from every event log in the folder."""
+    added: set[str] = set()
+    tasks: dict[str, int] = {}
+    for log in events.rglob("*"):
+        if not log.is_file():
+            continue
+        for line in log.read_text().splitlines():
+            e = json.loads(line)
+            if e["Event"] == "SparkListenerExecutorAdded":
+                added.add(e["Executor ID"])
+            elif e["Event"] == "SparkListenerTaskEnd":
+                ex = e["Task Info"]["Executor ID"]
+                tasks[ex] = tasks.get(ex, 0) + 1
+    return added, tasks
+
+
+def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, cluster, artifacts, tmp_path):
+    src, lake, events = tmp_path / "src", tmp_path / "lake", tmp_path / "events"
+    events.mkdir()
+    truth = generate(str(tmp_path / "gen"), records=20_000, seed=17, accounts=1, regions=1, days=1, workers=1)
+    _regroup(tmp_path / "gen", src, objects=6)
+    r = _submit(cluster, artifacts, "ingest_flow_logs.py", "--source", str(src), "--lake", str(lake), events=events)
+    assert r.returncode == 0, [line for line in r.stderr.splitlines() if "flowspark" in line or "Error" in line][:20]
+    assert "check          records" in r.stdout and ": OK" in r.stdout
+    r = _submit(cluster, artifacts, "dedup_flows.py", "--lake", str(lake), events=events)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    from flowspark.edges import tables
+
+    records = tables.read(spark, str(lake), tables.FLOW_RECORDS)
+    assert records.count() == truth["records"]
+    flows = tables.read(spark, str(lake), tables.FLOWS)
+    got = flows.selectExpr("sum(records) r", "sum(packets) p", "sum(bytes) b").first()
+    assert (got["r"], got["p"], got["b"]) == (truth["data_records"], truth["packets"], truth["bytes"])
+
+    added, tasks = _executor_tasks(events)
+    assert len(added - {"driver"}) >= 2, added  # both workers gave an executor
+    assert tasks.get("driver", 0) == 0, tasks  # no task ran inside the driver
+    assert sum(n for ex, n in tasks.items() if ex != "driver") > 0
