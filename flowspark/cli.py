@@ -110,11 +110,13 @@ def _ingest_parser(sub: Any) -> None:
         "ingest",
         help="raw flow logs (folder or S3) -> <lake>/flow_records (Delta), bad lines -> flow_rejects",
         description=(
-            "Read VPC flow logs (text .log/.log.gz with or without a header, any format of versions 2-11; "
+            "Read VPC flow logs (text .log/.log.gz with or without a header, any format of versions 2-10; "
             "or .log.parquet) from a folder or S3 prefix, in the default or Hive-style key layout, and "
             "append them to <lake>/flow_records. Lines that do not parse go to <lake>/flow_rejects with "
-            "file, line and reason. Files already ingested (same path and size) are skipped, so a rerun "
-            "changes nothing. Ends with a summary; fails if records read != rows written + rejected."
+            "file, line and reason. Objects already ingested (same path, size and modification time) are "
+            "skipped and an object rewritten since is read again with its old rows replaced; a run stopped "
+            "at any point is completed by the next, and concurrent runs never write an object twice. "
+            "Ends with a summary; fails if records read != rows written + rejected."
         ),
     )
     p.add_argument("--source", required=True, help="folder, file, or s3://bucket/prefix (s3a:// works too)")
@@ -123,7 +125,11 @@ def _ingest_parser(sub: Any) -> None:
         help="format of headerless files, as in AWS: 'version account-id interface-id ...' or '${version} ...' "
         "(default: the v2 default format). Files with a header line always use their header.",
     )
-    p.add_argument("--force", action="store_true", help="re-read files even if already ingested (appends again)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="read the objects again even if already ingested and replace their rows (never appends them twice)",
+    )
     add_common(p)
     p.set_defaults(handler=cmd_ingest)
 
@@ -138,6 +144,68 @@ def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
     summary = run_dedup(spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional)
     print(summary.text())
     return 0
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines.run import parse_steps, run_daily
+
+    steps = parse_steps(args.steps)
+    if "ingest" in steps and not args.source:
+        raise ConfigError("--source is needed for the ingest step (or leave ingest out of --steps)")
+    if args.window:
+        from flowspark.pipelines.dedup import check_window
+
+        check_window(args.window)
+    spark = spark_for(cfg)
+    formats = tuple(f.strip() for f in args.report_format.split(",") if f.strip()) if args.report_format else ()
+    summary = run_daily(
+        spark,
+        cfg,
+        args.lake,
+        args.source,
+        args.date_from,
+        args.date_to,
+        steps,
+        args.window,
+        args.ip_ranges,
+        formats,
+        args.out,
+        progress=lambda text: print(text, flush=True),
+    )
+    print(summary.text())
+    return 0
+
+
+def _run_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the daily run: ingest, dedup, tag, classify, reports in one Spark session",
+        description=(
+            "Run the pipeline's steps in one Spark session, printing each step's summary and time as it ends: "
+            "ingest (objects of --source, exactly once) -> dedup -> tag -> classify -> reports. dedup, tag, "
+            "classify and the reports work on the days this run's ingest wrote (without new objects: on "
+            "--from/--to, or every day). Each step keeps the checks of its own command; a failed step stops "
+            "the run, and a rerun is safe (every step is idempotent)."
+        ),
+    )
+    p.add_argument("--source", help="folder or s3://bucket/prefix of the flow logs (needed by the ingest step)")
+    p.add_argument(
+        "--steps",
+        default="ingest,dedup,tag,classify,reports",
+        help="comma-separated steps to run, in pipeline order (default: all of ingest,dedup,tag,classify,reports)",
+    )
+    p.add_argument("--window", help="dedup window: 10m, 1h (default, from config), 1d, or none")
+    p.add_argument(
+        "--ip-ranges",
+        metavar="URL|FILE|S3",
+        help="load this ip-ranges.json before classify (default: use the aws_ip_ranges already in the lake)",
+    )
+    p.add_argument(
+        "--report-format", metavar="csv,xlsx,html", help="also write the reports as these files into --out"
+    )
+    p.add_argument("--out", metavar="DIR", help="folder for the report files (with --report-format)")
+    add_common(p)
+    p.set_defaults(handler=cmd_run)
 
 
 def _dedup_parser(sub: Any) -> None:
@@ -199,12 +267,14 @@ lookup rules:
   its line number and skipped (--strict: exit 2). The same (port, protocol) with two different tags: the FIRST row
   wins and the later one is reported as a conflict (--strict: exit 2); an exact repeat is ignored.
 
-record rules (the same as 'flowspark ingest'):
-  expected field count, numbers where numbers belong, ports 0-65535, protocol 0-255, action
-  ACCEPT/REJECT/-, log-status OK/NODATA/SKIPDATA/-; malformed lines are reported with their line
-  numbers and counted, never fatal; a version that does not fit the file's format (2 for the
-  default format) is malformed too. Only data records (log-status OK or absent) are tagged;
-  records with '-' for dstport or protocol are skipped and reported.
+record rules (the same rule table as 'flowspark ingest'):
+  expected field count, numbers where numbers belong and that fit their type (start/end: epoch
+  seconds or milliseconds in 1970-9999), ports 0-65535, protocol 0-255, action ACCEPT/REJECT/-,
+  log-status OK/NODATA/SKIPDATA/-; malformed lines are reported with their line numbers and
+  counted, never fatal; a version that does not fit the file's format (2 for the default format;
+  6 too for a format a Transit Gateway log may have) is malformed too. A .gz cut short counts the
+  lines before the break and reports the break. Only data records (log-status OK or absent) are
+  tagged; records with '-' for dstport or protocol are skipped and reported.
 
 lake mode: --from/--to select event_date days (default: all) and only those days are replaced in
   the tables, so reruns are idempotent. --count flows needs <lake>/flows (run dedup first).
@@ -231,6 +301,8 @@ def _print_summary_file(result: tag.FileTagResult, output: str, limit: int, err:
         f"{s.tagged - result.matched:,} untagged), {s.nodata:,} NODATA/SKIPDATA, {s.skipped:,} skipped"
     )
     p.append(f"  malformed    {s.malformed:,} line(s), not counted")
+    for issue in s.broken:  # files cut short: always said, whatever the limit
+        p.append(f"  cut short    {issue.text()}")
     for issue in s.malformed_lines[:limit]:
         p.append(f"    {issue.text()}")
     if s.malformed > min(limit, len(s.malformed_lines)):
@@ -361,6 +433,59 @@ def _ipranges_parsers(sub: Any) -> None:
     p.set_defaults(handler=_cmd_classify)
 
 
+# ---------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines import report
+
+    report.report_names(args.name)  # fail before Spark starts
+    formats = tuple(dict.fromkeys(f.strip() for f in (args.format or "").split(",") if f.strip()))
+    bad = [f for f in formats if f not in report.FORMATS]
+    if bad:
+        raise ConfigError(f"unknown --format {', '.join(bad)}; choose from {', '.join(report.FORMATS)}")
+    if formats and not args.out:
+        raise ConfigError("--format needs --out DIR (the folder the files go to)")
+    if args.top is not None and args.top < 1:
+        raise ConfigError("--top must be at least 1")
+    opts = report.ReportOptions(
+        top_n=args.top or cfg.reports.top_n, ip=args.ip, nat=args.nat, nat_region=args.nat_region
+    )
+    spark = spark_for(cfg)
+    summary = report.run_report(spark, cfg, args.lake, args.name, args.date_from, args.date_to, opts, formats, args.out)
+    print(summary.text())
+    return 0
+
+
+def _report_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="reports people read: north-south, runts, talkers (NAT cost), hunt, or all -> Delta, CSV, XLSX, HTML",
+        description=(
+            "Compute a report over <lake>/flows and <lake>/ip_classes for --from/--to (default: all dates) "
+            "and replace that range in <lake>/reports/<report>/<section> (Delta). north-south: every flow by "
+            "direction and action, per hour, and the top Internet peers of ACCEPTed flows with one public side "
+            "(NTP sync and AWS prefixes left out). runts: single-record flows by action, port, source /24 "
+            "(IPv6 /64), top scanners. talkers: largest sources and destinations; with --nat the NAT gateway's "
+            "data-processing cost per AWS service and the saving of S3/DynamoDB gateway endpoints. hunt: per "
+            "peer/port flags (scanning, credential_access, beaconing, exfiltration) with their evidence. "
+            "Thresholds, the NTP filter and the NAT price are in [reports] of conf/<env>.toml. With --format and "
+            "--out the files are written too; html is one self-contained file that opens offline."
+        ),
+    )
+    p.add_argument("name", help="north-south | runts | talkers | hunt | all")
+    p.add_argument("--format", help="files to write: csv, xlsx, html (comma-separated), into --out")
+    p.add_argument("--out", metavar="DIR", help="folder for the --format files")
+    p.add_argument("--top", type=int, metavar="N", help="top N rows of each ranking (default: [reports] top_n)")
+    p.add_argument("--ip", help="hunt: summarise this address's flows only (default: flagged + top N peers)")
+    p.add_argument("--nat", help="talkers: the NAT gateway's interface id (eni-...) or address, for its cost")
+    p.add_argument(
+        "--nat-region", help="the NAT's region: only S3/DynamoDB traffic in it counts as gateway-endpoint saving"
+    )
+    add_common(p)
+    p.set_defaults(handler=cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowspark",
@@ -380,8 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_packages)
     _ingest_parser(sub)
     _dedup_parser(sub)
+    _run_parser(sub)
     _tag_parser(sub)
     _ipranges_parsers(sub)
+    _report_parser(sub)
     return parser
 
 

@@ -683,6 +683,98 @@ def _runt_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int, n: i
     return parts
 
 
+# Hunt patterns (the reports' hunt and NAT cost find them), planted in the first flow log, inside its
+# single-record budget so every count of the truth stays exact:
+#   a beacon   one app host calls _HUNT_C2:443 every 60 s +-12 s (20 % jitter): request + response record
+#   a scan     _HUNT_SCANNER knocks on 3389 of every ENI in turn, one 44-byte SYN, rejected
+#   exfil      another app host uploads ~200 kB to _HUNT_DROP:443 every 5 minutes, ~200 MB in hour 14 of day 1
+#   NAT to S3  an app host downloads ~50 MB from S3 (us-east-1, 52.216.0.0/15) through the NAT every 5
+#              minutes: the instance <-> NAT legs and the NAT <-> S3 legs, on the NAT's ENI
+_HUNT_C2, _HUNT_DROP, _HUNT_SCANNER = "185.220.101.47", "45.137.21.9", "45.155.205.99"
+_HUNT_S3 = ["52.216.8.10", "52.216.24.66", "52.217.40.3", "52.217.97.140"]
+_HUNT_EXFIL_HOUR = 14
+_HUNT_MIN_RUNTS = 60  # a slot with fewer single-record lines gets no patterns
+_HUNT_RECORDS = 10 + 2 + 1 + 4
+
+
+def _v4(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
+
+def _hunt_roles(plan: _Plan) -> dict[str, int]:
+    apps = plan.app_enis
+    return {"beacon": int(apps[0]), "exfil": int(apps[1 % len(apps)]), "s3": int(apps[2 % len(apps)])}
+
+
+def _pattern_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int) -> list[dict]:
+    t_slot = cfg["t0"] + slot * SLOT_SECONDS
+    roles = _hunt_roles(plan)
+    parts = []
+    # beacon: 5 calls per 5-minute file
+    host = roles["beacon"]
+    h_lo = np.uint64(plan.eni_v4[host])
+    c2 = np.uint64(_v4(_HUNT_C2))
+    start = t_slot + 30 + 60 * np.arange(5) + rng.integers(-12, 13, 5)
+    eph = rng.integers(32768, 61000, 5)
+    req_b, resp_b = rng.integers(700, 900, 5), rng.integers(1200, 1600, 5)
+    parts.append(_part(5, eni=host, src_hi=0, src_lo=h_lo, dst_hi=0, dst_lo=c2, sport=eph, dport=443, proto=6,
+                       packets=5, bytes=req_b, start=start, end=start + 1, dir=1, tpath=8, flags=3))
+    parts.append(_part(5, eni=host, src_hi=0, src_lo=c2, dst_hi=0, dst_lo=h_lo, sport=443, dport=eph, proto=6,
+                       packets=4, bytes=resp_b, start=start, end=start + 1, dir=0, flags=19))
+    # scan: two ENIs per file, in turn
+    eni = (slot * 2 + np.arange(2)) % plan.n_eni
+    at = t_slot + rng.integers(0, SLOT_SECONDS, 2)
+    parts.append(_part(2, eni=eni, src_hi=0, src_lo=np.uint64(_v4(_HUNT_SCANNER)), dst_hi=0,
+                       dst_lo=plan.eni_v4[eni], sport=rng.integers(1024, 65536, 2), dport=3389, proto=6,
+                       packets=1, bytes=44, start=at, end=at, action=1, flags=2, dir=0))
+    # exfiltration: a small upload every file, a large one in the burst hour of the first day
+    host = roles["exfil"]
+    burst = slot // SLOTS_PER_TASK == _HUNT_EXFIL_HOUR
+    pk = 150_000 if burst else 150
+    at = t_slot + int(rng.integers(0, 200))
+    parts.append(_part(1, eni=host, src_hi=0, src_lo=np.uint64(plan.eni_v4[host]), dst_hi=0,
+                       dst_lo=np.uint64(_v4(_HUNT_DROP)), sport=int(rng.integers(32768, 61000)), dport=443,
+                       proto=6, packets=pk, bytes=pk * int(rng.integers(1300, 1400)), start=at, end=at + 59,
+                       dir=1, tpath=8, flags=3))
+    # NAT to S3: instance -> NAT -> S3 and back, all on the NAT's ENI
+    nat, host = plan.nat, roles["s3"]
+    n_lo, a_lo = np.uint64(plan.eni_v4[nat]), np.uint64(plan.eni_v4[host])
+    s3 = np.uint64(_v4(_HUNT_S3[slot % len(_HUNT_S3)]))
+    up, down = int(rng.integers(3_000, 4_000)), int(rng.integers(35_000, 40_000))  # packets
+    at = t_slot + int(rng.integers(0, 200))
+    a_port, n_port = int(rng.integers(32768, 61000)), int(rng.integers(1024, 65536))
+    legs = [  # (src, dst, psrc, pdst, sport, dport, packets, bytes per packet, direction)
+        (a_lo, n_lo, a_lo, s3, a_port, 443, up, 120, 0),  # instance -> NAT (pkt-dstaddr: S3)
+        (n_lo, a_lo, s3, a_lo, 443, a_port, down, 1400, 1),  # NAT -> instance (pkt-srcaddr: S3)
+        (n_lo, s3, n_lo, s3, n_port, 443, up, 120, 1),  # NAT -> S3
+        (s3, n_lo, s3, n_lo, 443, n_port, down, 1400, 0),  # S3 -> NAT
+    ]
+    for src, dst, psrc, pdst, sp, dp, pkts, bpp, d in legs:
+        parts.append(_part(1, eni=nat, src_hi=0, src_lo=src, dst_hi=0, dst_lo=dst, psrc_hi=0, psrc_lo=psrc,
+                           pdst_hi=0, pdst_lo=pdst, sport=sp, dport=dp, proto=6, packets=pkts, bytes=pkts * bpp,
+                           start=at, end=at + 59, dir=d, tpath=8, flags=3))
+    return parts
+
+
+def hunt_patterns(plan: _Plan) -> dict[str, Any]:
+    """What _pattern_rows plants, for the truth file and the demo."""
+    roles = _hunt_roles(plan)
+    ip = {k: str(ipaddress.IPv4Address(int(plan.eni_v4[v]))) for k, v in roles.items()}
+    return {
+        "flow_log_id": plan.flow_log_id,
+        "region": plan.region,
+        "beacon": {"host": ip["beacon"], "peer": _HUNT_C2, "port": 443, "interval_s": 60, "jitter_s": 12},
+        "scan": {"source": _HUNT_SCANNER, "port": 3389, "targets": int(plan.n_eni)},
+        "exfiltration": {"host": ip["exfil"], "peer": _HUNT_DROP, "port": 443, "hour_utc": _HUNT_EXFIL_HOUR},
+        "nat": {
+            "interface_id": plan.eni_ids[plan.nat],
+            "address": str(ipaddress.IPv4Address(int(plan.eni_v4[plan.nat]))),
+            "host": ip["s3"],
+            "s3": list(_HUNT_S3),
+        },
+    }
+
+
 def _status_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int, n: int, status: int):
     if n == 0:
         return []
@@ -697,7 +789,11 @@ def _status_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int, n:
 def _build_slot(cfg: dict, plan: _Plan, slot: int) -> dict | None:
     rng = _rng(cfg["seed"], plan.fl, 1, slot)
     parts = _session_rows(plan, rng, slot)
-    parts += _runt_rows(cfg, plan, rng, slot, int(plan.runt_per_slot[slot]))
+    runts = int(plan.runt_per_slot[slot])
+    if plan.fl == 0 and runts >= _HUNT_MIN_RUNTS:
+        parts += _pattern_rows(cfg, plan, rng, slot)
+        runts -= _HUNT_RECORDS
+    parts += _runt_rows(cfg, plan, rng, slot, runts)
     parts += _status_rows(cfg, plan, rng, slot, int(plan.nodata_per_slot[slot]), 1)
     parts += _status_rows(cfg, plan, rng, slot, int(plan.skip_per_slot[slot]), 2)
     if not parts:
@@ -1050,6 +1146,10 @@ def generate(
             for res in pool.imap(_run_task, tasks, chunksize=1):
                 consume(res)
     flush()
+    plan0 = _get_plan(cfg, 0)
+    planted = bool(len(plan0.runt_per_slot)) and int(plan0.runt_per_slot.max()) >= _HUNT_MIN_RUNTS
+    patterns = hunt_patterns(plan0) if planted else None
+    _PLAN_CACHE.clear()
 
     day0 = dt.date.fromisoformat(start)
     by_date = {}
@@ -1079,6 +1179,7 @@ def generate(
             "multi_record_keys": agg["w1h"]["multi_keys"],
         },
         "by_date": by_date,
+        "hunt_patterns": patterns,
         "log_format": log_format,
         "layout": layout,
         "hourly": hourly,

@@ -44,19 +44,21 @@ def plan_of(df) -> str:
 # ---------------------------------------------------------------- the brute-force reference
 
 
+def service_order(service: str) -> int:
+    """AWS's rule for a range listed under several services ("Range overlaps": when service A uses
+    resources of service B, the range is listed under both and used exclusively by A): any service other
+    than EC2 and AMAZON first, then EC2, then AMAZON (which lists every range)."""
+    return {"AMAZON": 2, "EC2": 1}.get(service, 0)
+
+
 def reference(addresses: list[str], parsed: R.IpRangesFile) -> list[tuple]:
-    """Expected classify_addresses rows: every prefix tested with ipaddress, no buckets."""
-    nets = [
-        (ipaddress.ip_network(r[3]), r[4], r[11], r[12], r[13])  # net, length, region, nbg, service
-        for r in parsed.rows
-    ]
-    by_first_byte: dict[tuple[int, int], list] = {}
-    for net in nets:
-        shift = 24 if net[0].version == 4 else 120
-        lo = int(net[0].network_address) >> shift
-        hi = int(net[0].broadcast_address) >> shift
-        for b in range(lo, hi + 1):
-            by_first_byte.setdefault((net[0].version, b), []).append(net)
+    """Expected classify_addresses rows, from the rule with ipaddress: every network of every length that
+    contains the address is looked up among the file's prefixes; the longest prefix found decides, and
+    at it the service by service_order (ties: service name, region, border group). No buckets, no Spark."""
+    rows_of: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, list[tuple]] = {}
+    for r in parsed.rows:  # (net, region, nbg, service)
+        net = ipaddress.ip_network(r[3])
+        rows_of.setdefault(net, []).append((net, r[11], r[12], r[13]))
     out = []
     for text in addresses:
         try:
@@ -64,15 +66,16 @@ def reference(addresses: list[str], parsed: R.IpRangesFile) -> list[tuple]:
         except ValueError:
             out.append((text, None, None, None, None, None, None))
             continue
-        shift = 24 if a.version == 4 else 120
-        m = [n for n in by_first_byte.get((a.version, int(a) >> shift), []) if a in n[0]]
-        if not m:
+        containing = [ipaddress.ip_network((a, n), strict=False) for n in range(a.max_prefixlen, -1, -1)]
+        matches = [m for net in containing for m in rows_of.get(net, [])]  # longest prefix first
+        if not matches:
             out.append((text, a.version, None, None, None, None, None))
             continue
-        best = min(m, key=lambda n: (-n[1], n[4] == "AMAZON", n[4], n[2], n[3] or ""))
-        every = sorted(m, key=lambda n: (-n[1], n[2], n[4], n[3] or ""))
-        text_all = ",".join(f"{n[2]}_{n[4]}_{n[0]}" for n in every)
-        out.append((text, a.version, str(best[0]), best[4], best[2], best[3], text_all))
+        longest = [m for m in matches if m[0] == matches[0][0]]
+        net, region, nbg, service = min(longest, key=lambda m: (service_order(m[3]), m[3], m[1], m[2] or ""))
+        every = sorted(matches, key=lambda m: (-m[0].prefixlen, m[1], m[3], m[2] or ""))
+        text_all = ",".join(f"{m[1]}_{m[3]}_{m[0]}" for m in every)
+        out.append((text, a.version, str(net), service, region, nbg, text_all))
     return out
 
 
@@ -231,6 +234,39 @@ def test_join_is_a_hash_join_on_the_bucket(real_file_classes):
     join = [line for line in plan.splitlines() if "Join" in line]
     assert len(join) == 1 and "BroadcastHashJoin" in join[0] and "_bucket" in join[0], join
     assert plan.count("Exchange hashpartitioning") == 1  # the distinct; the join and groupBy add none
+
+
+def test_classify_follows_aws_overlap_rule_over_the_whole_2020_file(spark, samples):
+    """Every prefix of the 2020 file (first, middle and last address) against the rule's oracle; and the
+    34 prefixes listed under EC2 and another service are that other service's (3.5.0.0/20: AMAZON, S3
+    and EC2 -> S3), which is the traffic a gateway endpoint takes off a NAT gateway."""
+    parsed = R.parse_ip_ranges(ip_file(samples, "2020").read_text())
+    probes: list[str] = []
+    for r in parsed.rows:
+        net = ipaddress.ip_network(r[3])
+        first, last = int(net.network_address), int(net.broadcast_address)
+        probes += [str(ipaddress.ip_address(v) if net.version == 4 else ipaddress.IPv6Address(v))
+                   for v in (first, (first + last) // 2, last)]  # fmt: skip
+    probes = list(dict.fromkeys(probes))
+    addresses = spark.createDataFrame([(a,) for a in probes], "ip string")
+    got = R.classify_addresses(addresses, P.ranges_dataframe(spark, parsed)).select(*AWS_COLS)
+    expected = spark.createDataFrame(reference(probes, parsed), OUT_SCHEMA)
+    assert len(probes) > 4000
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+    services: dict[str, set[str]] = {}
+    for r in parsed.rows:
+        services.setdefault(r[3], set()).add(r[13])
+    shared = {p: s - {"EC2", "AMAZON"} for p, s in services.items() if "EC2" in s and s - {"EC2", "AMAZON"}}
+    assert len(shared) == 34 and all(len(s) == 1 for s in shared.values())
+    assert shared["3.5.0.0/20"] == {"S3"}
+    named = got.where(F.col("aws_prefix").isin(*shared)).select("aws_prefix", "aws_service").distinct()
+    assert_df_equality(
+        named,
+        spark.createDataFrame([(p, s.pop()) for p, s in shared.items()], "aws_prefix string, aws_service string"),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 # ---------------------------------------------------------------- the join, on a tiny synthetic file

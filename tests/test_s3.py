@@ -19,10 +19,27 @@ pytestmark = pytest.mark.s3
 @pytest.fixture(scope="module")
 def s3(moto_s3):
     moto_s3.point_s3a_here()
-    return moto_s3.client
+    # ingest reads objects with boto3, credentials from the standard AWS chain: here the environment, of this
+    # (driver) process and of the Python workers this session starts from now on.
+    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    workers = moto_s3.spark.sparkContext.environment
+    before = {k: workers.get(k) for k in creds}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in creds.items():
+            mp.setenv(k, v)
+        workers.update(creds)
+        yield moto_s3.client
+    for k, v in before.items():
+        if v is None:
+            workers.pop(k, None)
+        else:
+            workers[k] = v
 
 
-def test_ingest_from_s3_both_schemes_and_dedup_into_an_s3_lake(spark, cfg, s3, tmp_path):
+def test_ingest_from_s3_both_schemes_and_dedup_into_an_s3_lake(spark, cfg, s3, moto_s3, tmp_path):
+    from flowspark.edges.config import with_overrides
+
+    cfg = with_overrides(cfg, s3={"endpoint": moto_s3.endpoint, "path_style": True})
     out = tmp_path / "gen"
     truth = generate(str(out), records=6_000, seed=21, accounts=1, regions=1, days=1, workers=1, quiet=True)
     s3.create_bucket(Bucket="logs")

@@ -341,3 +341,87 @@ def test_cli_errors_exit_2(samples, tmp_path, capsys, monkeypatch):
         main(["tag", "--flow-log", *logs])  # --output is required
     with pytest.raises(SystemExit):
         main(["tag", "--flow-log", *logs, "--lake", str(tmp_path), "--output", out])  # one source only
+
+
+# ------------------------------------------------------- unusable lookups and broken flow logs (file mode)
+
+
+def _default_records(n: int, seed: int = 3) -> list[str]:
+    import random
+
+    rnd = random.Random(seed)
+    return [
+        f"2 123456789012 eni-a 10.0.{rnd.randint(0, 255)}.{rnd.randint(0, 255)} 10.1.2.3 {rnd.randint(1024, 65535)} "
+        f"{rnd.choice([22, 25, 80, 443, 993, 3389])} 6 {rnd.randint(1, 99)} {rnd.randint(40, 9999)} "
+        f"1620140761 1620140821 ACCEPT OK"
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_cli_file_mode_random_bytes_as_the_lookup_is_an_error(samples, tmp_path, capsys, monkeypatch, strict):
+    """A lookup with no valid row used to tag nothing and report every record Untagged, exit 0."""
+    import random
+
+    from flowspark.cli import main
+
+    _no_spark(monkeypatch)
+    logs, _ = case_paths(samples, "exercise")
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(random.Random(11).randbytes(3000))
+    out = tmp_path / "out.csv"
+    argv = ["tag", "--flow-log", *logs, "--lookup", str(garbage), "--output", str(out)]
+    assert main(argv + (["--strict"] if strict else [])) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"flowspark tag: error: {garbage}: no valid 'port,protocol,tag' row in ")
+    assert "port,protocol,tag rows" in first  # what to do
+    assert not out.exists()
+
+
+def test_truncated_gzip_counts_the_lines_before_the_break(tmp_path, capsys, monkeypatch):
+    """A truncated .log.gz used to fail with "EOFError: Compressed file ended" (exit 1), naming no file
+    and losing the good lines before the break."""
+    import zlib
+    from collections import Counter
+
+    from flowspark.cli import main
+
+    _no_spark(monkeypatch)
+    lines = [DEFAULT_FORMAT_STRING, *_default_records(20_000)]
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    # Independently of the reader: the complete lines a plain zlib decompression of the cut bytes gives.
+    complete = zlib.decompressobj(wbits=31).decompress(data[: len(data) // 2]).count(b"\n")
+    assert 1000 < complete < len(lines)
+
+    result = tag_files([str(cut)], read_lookup())
+    scan = result.scan
+    assert (scan.lines, scan.headers, scan.records, scan.malformed) == (complete + 1, 1, complete - 1, 1)
+    assert scan.reconciled()
+    expected_ports = Counter((int(x.split()[6]), 6) for x in lines[1:complete])
+    assert scan.counts == expected_ports
+    assert [(i.file, i.line) for i in scan.broken] == [("cut.log.gz", complete + 1)]
+    assert scan.broken[0].reason.startswith("truncated gzip")
+
+    out = tmp_path / "out.csv"
+    assert main(["tag", "--flow-log", str(cut), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"cut short    cut.log.gz:{complete + 1}: truncated gzip" in err
+    assert f"{complete - 1:,} records" in err and "check        OK" in err
+    assert out.read_text() == result.report()
+
+
+def test_not_gzip_and_empty_gz_are_one_malformed_line_each(tmp_path):
+    fake = tmp_path / "fake.log.gz"
+    fake.write_bytes(b"2 123 eni-a 10.0.0.1 10.0.0.2 1 2 6 1 1 1620140761 1620140821 ACCEPT OK\n")
+    empty = tmp_path / "empty.log.gz"
+    empty.write_bytes(b"")
+    good = tmp_path / "good.log"
+    good.write_text("\n".join(_default_records(5)) + "\n")
+    scan = scan_files([str(fake), str(empty), str(good)])
+    assert [(i.file, i.line, i.reason.split(" (")[0]) for i in scan.broken] == [
+        ("fake.log.gz", 1, "not gzip"),
+        ("empty.log.gz", 1, "empty object"),
+    ]
+    assert (scan.lines, scan.records, scan.malformed) == (7, 5, 2) and scan.reconciled()

@@ -149,7 +149,13 @@ def sample_lake(spark, cfg, samples, tmp_path_factory):
     cases: dict[str, tuple[list[str], Path]] = {}
 
     def copy(path: Path, prefix: str) -> str:
-        target = src / f"{prefix}__{path.name}"
+        # ingest reads .log/.log.gz by default: the samples' .txt and .csv logs get a .log name
+        name = path.name
+        if name.endswith(".gz") and not name.endswith(".log.gz"):
+            name = name[: -len(".gz")] + ".log.gz"
+        elif not name.endswith((".log", ".log.gz")):
+            name += ".log"
+        target = src / f"{prefix}__{name}"
         if not target.exists():
             shutil.copyfile(path, target)
         return str(target)

@@ -2,18 +2,26 @@
 
 A flow log writes one record per flow, per interface, per aggregation interval, so a long TCP session
 becomes hundreds of records that differ only in counters and times. `compact` groups the data records
-(log_status OK, or no log-status field) by a tumbling window on `start` (UTC) and the flow key, and
-keeps one row per group:
+(log_status OK, or no log-status field) by their UTC day (`event_date`), a tumbling window on `start`
+(UTC) inside that day, and the flow key, and keeps one row per group. Every field of every format has
+one rule (`field_rules`, the table in README "### dedup"):
 
-    records = count, packets = sum, bytes = sum, start = min, end = max, tcp_flags = bitwise OR
+    key      the flow key (default DEFAULT_KEY) plus IDENTITY, the Transit Gateway record's own identity
+             (resource-type, tgw-id, tgw-attachment-id; null for VPC records), so two attachments' traffic
+             with the same 5-tuple never becomes one row
+    records  count;  packets, bytes, packets-lost-*: sum;  start: min;  end: max;  tcp_flags: bitwise OR
+    carried  every other field and `extra_fields` (fields of versions the catalogue does not know)
 
-Descriptive fields (vpc_id, subnet_id, instance_id, pkt_srcaddr, flow_direction, ...) are carried by
-grouping on them as well. They are attributes of the interface or of the 5-tuple, so in flow log data they
-never vary inside a key and the row count is the key's; if one ever did vary, the group would split into
-two rows (never merge two flows), and conservation holds either way. Grouping on them instead of taking
-max() keeps every aggregate buffer fixed-width, so Spark uses a hash aggregate rather than sorting the
-whole input (measured: 3.4 s instead of 10.0 s for 1 M records).
-NODATA/SKIPDATA rows are not flows: `status_counts` counts them per interface and window instead.
+Carried fields are grouped on as well. They are attributes of the interface, the attachment or the
+5-tuple, so in flow log data they never vary inside a key and the row count is the key's; if one ever did
+vary, the group would split into two rows (never merge two flows), and conservation holds either way.
+Grouping on them instead of taking max() keeps every aggregate buffer fixed-width, so Spark uses a hash
+aggregate rather than sorting the whole input (measured: 3.4 s instead of 10.0 s for 1 M records).
+
+A flow row's event_date is the event_date of its records (grouped on, never derived from the window), so
+a row never holds records of two days and a rerun of any range of days replaces exactly the rows of the
+records of those days. Windows therefore divide a day (10m, 1h, 1d; `none` = no window inside the day).
+NODATA/SKIPDATA rows are not flows: `status_counts` counts them per interface, day and window instead.
 """
 
 from __future__ import annotations
@@ -23,33 +31,58 @@ from collections.abc import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, MapType, StringType
 
-from flowspark.core.dates import utc_date
-from flowspark.core.schema import BY_COLUMN, EVENT_DATE, is_data_record
+from flowspark.core.schema import BY_COLUMN, EVENT_DATE, EXTRA_FIELDS_COLUMN, FIELDS, is_data_record
 
 DEFAULT_KEY = ("account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action")
-CARRIED = (
-    "version",
-    "vpc_id",
-    "subnet_id",
-    "instance_id",
-    "type",
-    "pkt_srcaddr",
-    "pkt_dstaddr",
-    "region",
-    "az_id",
-    "sublocation_type",
-    "sublocation_id",
-    "pkt_src_aws_service",
-    "pkt_dst_aws_service",
-    "flow_direction",
-    "traffic_path",
-)
+# A Transit Gateway record has no interface-id or action: its attachment is what tells two flows apart.
+# These are part of every effective key (after the chosen key); VPC records have nulls there.
+IDENTITY = ("resource_type", "tgw_id", "tgw_attachment_id")
+AGGREGATES: dict[str, str] = {
+    "packets": "sum",
+    "bytes": "sum",
+    "start": "min",
+    "end": "max",
+    "tcp_flags": "bitwise OR",
+    "packets_lost_no_route": "sum",
+    "packets_lost_blackhole": "sum",
+    "packets_lost_mtu_exceeded": "sum",
+    "packets_lost_ttl_expired": "sum",
+}
+# Every other catalogue field, in catalogue order, then the map of unknown fields.
+CARRIED = tuple(
+    f.column for f in FIELDS if f.column not in DEFAULT_KEY and f.column not in IDENTITY and f.column not in AGGREGATES
+) + (EXTRA_FIELDS_COLUMN,)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DAY = 86400
+
+
+def field_rules(key: Sequence[str] = DEFAULT_KEY) -> dict[str, str]:
+    """What compaction does with each field of flow_records (every catalogue field and extra_fields):
+    'key', 'key (identity)', an aggregate ('sum', 'min', 'max', 'bitwise OR') or 'carried'. A field of
+    DEFAULT_KEY left out of a custom --key is merged over: 'dropped (not in --key)'."""
+    rules: dict[str, str] = {}
+    for column in [f.column for f in FIELDS] + [EXTRA_FIELDS_COLUMN]:
+        if column in key:
+            rules[column] = "key"
+        elif column in IDENTITY:
+            rules[column] = "key (identity)"
+        elif column in AGGREGATES:
+            rules[column] = AGGREGATES[column]
+        elif column in DEFAULT_KEY:
+            rules[column] = "dropped (not in --key)"
+        else:
+            rules[column] = "carried"
+    return rules
 
 
 def window_seconds(window: str) -> int | None:
-    """'1h' -> 3600, '10m' -> 600, '1d' -> 86400, 'none' -> None. ValueError with a clear message."""
+    """'1h' -> 3600, '10m' -> 600, '1d' -> 86400, 'none' -> None. ValueError with a clear message.
+
+    A window longer than a day is refused: flows are stored per UTC day (event_date) so that any range of
+    days can be recomputed alone, and a window that straddles days could not be (it would hold records of a
+    day outside the range being replaced)."""
     w = window.strip().lower()
     if w == "none":
         return None
@@ -57,7 +90,12 @@ def window_seconds(window: str) -> int | None:
     if not m or int(m.group(1)) == 0:
         raise ValueError(f"--window must look like 10m, 1h, 1d or none; got {window!r}")
     seconds = int(m.group(1)) * _UNITS[m.group(2)]
-    if 86400 % seconds and seconds % 86400:
+    if seconds > _DAY:
+        raise ValueError(
+            f"--window {window} is longer than a day: flows are stored per UTC day so that one day can be "
+            "recomputed alone; use 1d or shorter, or none (one row per flow key and day)"
+        )
+    if _DAY % seconds:
         raise ValueError(f"--window {window} does not divide a day evenly; windows would straddle midnight")
     return seconds
 
@@ -66,7 +104,18 @@ def validate_key(key: Sequence[str]) -> list[str]:
     bad = [k for k in key if k not in BY_COLUMN]
     if bad or not key:
         raise ValueError(f"--key has unknown column(s) {', '.join(bad) or '(empty)'}; use flow_records column names")
+    counted = [k for k in key if k in AGGREGATES]
+    if counted:
+        raise ValueError(
+            f"--key cannot hold {', '.join(counted)}: compaction aggregates them (sum, min, max or OR); "
+            "key on the fields that tell flows apart"
+        )
     return list(dict.fromkeys(key))
+
+
+def effective_key(key: Sequence[str]) -> list[str]:
+    """The columns a flow row is keyed by (besides window_start and event_date): the key, then IDENTITY."""
+    return [*key, *(c for c in IDENTITY if c not in key)]
 
 
 def data_records(records: DataFrame) -> DataFrame:
@@ -81,6 +130,13 @@ def window_start(start: Column, seconds: int | None) -> Column:
     return F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(seconds)))
 
 
+def column_type(column: str) -> DataType:
+    """The flow_records type of a catalogue column or extra_fields."""
+    if column == EXTRA_FIELDS_COLUMN:
+        return MapType(StringType(), StringType())
+    return BY_COLUMN[column].spark_type
+
+
 def value_counts(columns: Sequence[str]) -> list[Column]:
     """Aggregates: the number of non-null values of each column (alias = the column). A carried field
     whose count is 0 in the input (every field outside the format a flow log writes) need not be
@@ -89,62 +145,80 @@ def value_counts(columns: Sequence[str]) -> list[Column]:
     return [F.count(c).alias(c) for c in columns]
 
 
+def _groupable(column: str) -> Column:
+    """A map cannot be grouped on: extra_fields is grouped as its entries sorted by name (map_from_entries
+    turns it back)."""
+    if column == EXTRA_FIELDS_COLUMN:
+        return F.array_sort(F.map_entries(F.col(column))).alias(column)
+    return F.col(column)
+
+
+def _ungrouped(column: str) -> Column:
+    if column == EXTRA_FIELDS_COLUMN:
+        return F.map_from_entries(F.col(column)).alias(column)
+    return F.col(column)
+
+
 def compact(
     window: str = "1h",
     key: Sequence[str] = DEFAULT_KEY,
     carry: Sequence[str] = CARRIED,
     null: Sequence[str] = (),
 ) -> Callable[[DataFrame], DataFrame]:
-    """Transform: flow_records -> flows (one row per window and flow key).
+    """Transform: flow_records -> flows (one row per event_date, window and effective key).
 
-    `null` names carried columns known to be null in the whole input (see value_counts): they are written
-    as nulls instead of being grouped on. The result is the same either way.
+    Output columns: window_start, the effective key, records, the aggregates (AGGREGATES), the carried
+    columns, event_date. `null` names key or carried columns known to be null in the whole input (see
+    value_counts); they, and any the input does not have, are written as nulls instead of being grouped on.
+    The result is the same either way.
     """
     seconds = window_seconds(window)
-    key = validate_key(key)
-    carried = [c for c in carry if c not in key]
-    grouped = [c for c in carried if c not in null]
+    keys = effective_key(validate_key(key))
+    carried = [c for c in carry if c not in keys and c not in AGGREGATES]
 
     def transform(records: DataFrame) -> DataFrame:
+        present = set(records.columns)
+        grouped = [c for c in [*keys, *carried] if c in present and c not in null]
         data = data_records(records).withColumn("window_start", window_start(F.col("start"), seconds))
-        aggs = [
-            F.count(F.lit(1)).alias("records"),
-            F.sum("packets").alias("packets"),
-            F.sum("bytes").alias("bytes"),
-            F.min("start").alias("start"),
-            F.max("end").alias("end"),
-            F.bit_or("tcp_flags").alias("tcp_flags"),
-        ]
-        out = data.groupBy("window_start", *key, *grouped).agg(*aggs)
-        day = F.coalesce(F.col("window_start"), F.col("start"))
-        nulls = [F.lit(None).cast(BY_COLUMN[c].spark_type).alias(c) for c in carried if c not in grouped]
+        aggs = [F.count(F.lit(1)).alias("records")]
+        for column, how in AGGREGATES.items():
+            if column not in present:
+                continue
+            c = F.col(column)
+            agg = {"sum": F.sum(c), "min": F.min(c), "max": F.max(c), "bitwise OR": F.bit_or(c)}[how]
+            aggs.append(agg.alias(column))
+        out = data.groupBy("window_start", EVENT_DATE, *[_groupable(c) for c in grouped]).agg(*aggs)
+
+        def col(column: str) -> Column:
+            if column in grouped:
+                return _ungrouped(column)
+            if column in AGGREGATES and column in present:
+                return F.col(column).cast(column_type(column)).alias(column)
+            return F.lit(None).cast(column_type(column)).alias(column)
+
         return out.select(
             "window_start",
-            *key,
+            *[col(c) for c in keys],
             "records",
-            "packets",
-            "bytes",
-            "start",
-            "end",
-            "tcp_flags",
-            *grouped,
-            *nulls,
-            utc_date(day).alias(EVENT_DATE),
-        ).select("window_start", *key, "records", "packets", "bytes", "start", "end", "tcp_flags", *carried, EVENT_DATE)
+            *[col(c) for c in AGGREGATES],
+            *[col(c) for c in carried],
+            EVENT_DATE,
+        )
 
     return transform
 
 
 def status_counts(window: str = "1h") -> Callable[[DataFrame], DataFrame]:
-    """Transform: flow_records -> NODATA/SKIPDATA rows counted per account, interface and window."""
+    """Transform: flow_records -> NODATA/SKIPDATA rows counted per account, interface, day and window."""
     seconds = window_seconds(window)
 
     def transform(records: DataFrame) -> DataFrame:
         rows = records.where(F.col("log_status").isin("NODATA", "SKIPDATA"))
         return (
             rows.withColumn("window_start", window_start(F.col("start"), seconds))
-            .groupBy("window_start", "account_id", "interface_id", "log_status")
-            .agg(F.count(F.lit(1)).alias("records"), F.min(EVENT_DATE).alias(EVENT_DATE))
+            .groupBy("window_start", "account_id", "interface_id", "log_status", EVENT_DATE)
+            .agg(F.count(F.lit(1)).alias("records"))
+            .select("window_start", "account_id", "interface_id", "log_status", "records", EVENT_DATE)
         )
 
     return transform
@@ -172,12 +246,16 @@ def client_server(flows: DataFrame) -> DataFrame:
 def bidirectional(window: str = "1h") -> Callable[[DataFrame], DataFrame]:
     """Transform: flow_records -> conversations: both directions of a flow in one row (as nfdump -b).
 
-    Key: window, account_id, interface_id, client/server address and port, protocol, action.
+    Key: event_date, window, account_id, interface_id, client/server address and port, protocol, action,
+    and the Transit Gateway identity (IDENTITY, null for VPC records). Other fields are not carried.
     """
     seconds = window_seconds(window)
 
     def transform(records: DataFrame) -> DataFrame:
         data = client_server(data_records(records)).withColumn("window_start", window_start(F.col("start"), seconds))
+        for column in IDENTITY:
+            if column not in data.columns:
+                data = data.withColumn(column, F.lit(None).cast(column_type(column)))
         req = F.col("__request")
         key = [
             "window_start",
@@ -189,6 +267,8 @@ def bidirectional(window: str = "1h") -> Callable[[DataFrame], DataFrame]:
             "server_port",
             "protocol",
             "action",
+            *IDENTITY,
+            EVENT_DATE,
         ]
         out = data.groupBy(*key).agg(
             F.count(F.lit(1)).alias("records"),
@@ -201,8 +281,7 @@ def bidirectional(window: str = "1h") -> Callable[[DataFrame], DataFrame]:
             F.bit_or(F.when(req, F.col("tcp_flags"))).alias("request_tcp_flags"),
             F.bit_or(F.when(~req, F.col("tcp_flags"))).alias("response_tcp_flags"),
         )
-        day = F.coalesce(F.col("window_start"), F.col("start"))
-        return out.withColumn(EVENT_DATE, utc_date(day))
+        return out.select(*[c for c in out.columns if c != EVENT_DATE], EVENT_DATE)
 
     return transform
 

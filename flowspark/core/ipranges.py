@@ -17,9 +17,13 @@ Tables (under the lake)
 ``ip_classes``
     One row per distinct address text seen in ``flows`` (srcaddr, dstaddr, pkt_srcaddr, pkt_dstaddr):
     ip, ip_version, address_class, and the AWS columns (null outside AWS):
-    aws_prefix          the longest published prefix containing the address
-    aws_service         among the rows of that prefix: a specific service (EC2, S3, ...) before
-                        AMAZON; ties by service name, then region, then network_border_group
+    aws_prefix          the longest published prefix containing the address (an AMAZON-only prefix
+                        nested in an EC2 one stays AMAZON's: it is not EC2's)
+    aws_service         among the rows of that prefix, AWS's rule for overlapping ranges ("when
+                        service A uses resources of service B, the range is listed under both and
+                        used exclusively by A"): a service other than EC2 and AMAZON (S3,
+                        ROUTE53_HEALTHCHECKS, ...) before EC2, EC2 before AMAZON (AMAZON lists every
+                        range); ties by service name, then region, then network_border_group
     aws_region, aws_network_border_group   of that same row
     aws_matches         every match, as in seed 004: ``region_SERVICE_prefix`` joined with ",",
                         longest prefix first, then region, service, network_border_group
@@ -57,6 +61,7 @@ from flowspark.core import addresses as A
 
 DEFAULT_SOURCE = "https://ip-ranges.amazonaws.com/ip-ranges.json"
 AMAZON = "AMAZON"
+EC2 = "EC2"
 
 # Shortest prefix lengths (widest networks) accepted from a file: a wider one would explode into too
 # many join buckets (2^(bucket bits - length) rows), and AWS has never published anything close.
@@ -254,14 +259,16 @@ def classify_addresses(
 
     matched = F.col("_r_prefix").isNotNull()
     length, region, service, nbg, prefix = (F.col(f"_r_{c}") for c in ("length", "region", "service", "nbg", "prefix"))
-    # min() of a struct orders field by field: longest prefix, specific service before AMAZON,
-    # then service, region, border group: a total, deterministic order.
+    # min() of a struct orders field by field: longest prefix; at it, a service that uses EC2's (or
+    # AMAZON's) ranges before EC2, EC2 before AMAZON; then service, region, border group: a total,
+    # deterministic order.
+    service_rank = F.when(service == AMAZON, 2).when(service == EC2, 1).otherwise(0)
     best = F.min(
         F.when(
             matched,
             F.struct(
                 (-length).alias("neg_length"),
-                (service == AMAZON).alias("is_amazon"),
+                service_rank.alias("service_rank"),
                 service.alias("service"),
                 region.alias("region"),
                 F.coalesce(nbg, F.lit("")).alias("nbg_key"),

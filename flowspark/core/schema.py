@@ -1,4 +1,4 @@
-"""The field catalogue: every VPC flow log field of versions 2 to 11, once.
+"""The field catalogue: every VPC flow log field of versions 2 to 10, once.
 
 AWS names fields with hyphens in formats and text headers (``log-status``) and with underscores
 in Parquet deliveries; tables use snake_case (``log_status``). Everything else in flowspark asks

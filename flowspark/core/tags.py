@@ -31,8 +31,10 @@ Decisions (also in ``flowspark tag --help``):
   the lowercase IANA keyword (``tcp``), or the number when IANA gives none (``253``).
 * Only data records are tagged: log-status ``OK`` or absent. NODATA/SKIPDATA records are counted
   apart; data records with ``-`` for dstport or protocol are skipped and reported.
-* Record validation is ingest's, rule for rule (field count, numbers, ranges, action, log-status,
-  undecodable bytes, the version of the format), with the same reason texts.
+* Record validation is ingest's rule table (:func:`flowspark.core.lines.rules_for`: field count,
+  numbers that fit their type, ranges, action, log-status, the version of the format, undecodable
+  bytes), with the same reason texts. A file cut short (truncated gzip) counts its lines before the
+  break; the break is one malformed line naming the file and line.
 """
 
 from __future__ import annotations
@@ -253,11 +255,12 @@ def check_lookup(lookup: Lookup, strict: bool = False, limit: int = 20) -> Looku
     """The lookup, or LookupFileError: always when it has no valid row (it would tag nothing and report
     every record Untagged), and with ``strict`` when any row is invalid or conflicting."""
     bad = lookup.of_kind("invalid", "conflict")
-    if not lookup.tags:
-        shown = "".join(f"\n  {b.text()}" for b in bad[:limit])
+    if not lookup.tags:  # one line: the cause (with the first bad row, cut short) and what to do
+        first = bad[0].text() if bad else "no rows at all"
+        first = first if len(first) <= 100 else first[:97] + "..."
         raise LookupFileError(
-            f"{lookup.source}: no valid 'port,protocol,tag' row in {lookup.rows:,} row(s); "
-            f"is this a tag lookup file?{shown}"
+            f"{lookup.source}: no valid 'port,protocol,tag' row in {lookup.rows:,} row(s) ({first}): "
+            "give a CSV of port,protocol,tag rows such as 443,tcp,https, saved as UTF-8"
         )
     if strict and bad:
         shown = "\n  ".join(b.text() for b in bad[:limit])
@@ -281,6 +284,14 @@ class Issue:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class BrokenObject:
+    """Comes, in a file's lines, after its last complete line when the rest cannot be read (a truncated
+    or corrupt gzip): the lines before it are counted, the break is one malformed line."""
+
+    reason: str
+
+
 @dataclass
 class FileScan:
     """What single-file mode read: line accounting, issues, and the per-(port, protocol) counters."""
@@ -294,6 +305,7 @@ class FileScan:
     skipped: int = 0  # data records without a dstport or protocol ('-')
     malformed: int = 0  # lines ingest would reject (plus the version rule)
     malformed_lines: list[Issue] = field(default_factory=list)  # the first max_issues of them
+    broken: list[Issue] = field(default_factory=list)  # files cut short: where, and why (also malformed)
     skipped_lines: list[Issue] = field(default_factory=list)
     counts: Counter[tuple[int, int]] = field(default_factory=Counter)  # (port, protocol) -> records
     bytes: Counter[tuple[int, int]] = field(default_factory=Counter)
@@ -311,17 +323,27 @@ class FileScan:
 
 def scan_lines(
     name: str,
-    lines: Iterable[bytes],
+    lines: Iterable[bytes | BrokenObject],
     scan: FileScan,
     default_format: Sequence[str] = DEFAULT_FORMAT,
     max_issues: int = 1000,
 ) -> None:
-    """Count one file's lines (raw bytes, "\\n" removed or not) into `scan`; line 1 decides the format."""
+    """Count one file's lines (raw bytes, "\\n" removed or not) into `scan`; line 1 decides the format.
+
+    A BrokenObject ends the file: it counts as one malformed line at its place, naming the reason.
+    """
     rules: LineRules | None = None
     for lineno, raw in enumerate(lines, 1):
+        scan.lines += 1
+        if isinstance(raw, BrokenObject):
+            issue = Issue(name, lineno, f"{raw.reason}: the file ends here; the {lineno - 1:,} line(s) before it count")
+            scan.malformed += 1
+            scan.broken.append(issue)
+            if len(scan.malformed_lines) < max_issues:
+                scan.malformed_lines.append(issue)
+            return
         line = raw[:-1] if raw.endswith(b"\n") else raw
         text = line.decode("utf-8", errors="replace")
-        scan.lines += 1
         if rules is None:  # line 1 decides the format, as in ingest
             fmt = detect_format(text, default_format)
             rules = LineRules(fmt)

@@ -52,9 +52,11 @@ class S3Config:
 class IngestConfig:
     # Delta file sizing: rows per Parquet file written by ingest.
     max_records_per_file: int = 5_000_000
-    # Extensions read as text and as Parquet.
-    text_suffixes: tuple[str, ...] = (".log.gz", ".log", ".txt", ".gz", ".txt.gz")
-    parquet_suffixes: tuple[str, ...] = (".log.parquet", ".parquet")
+    # Object names read as text (gunzipped when they end in .gz) and as Parquet: what VPC Flow Logs
+    # write, only. A bare ".gz" or ".parquet" would pick up other services' objects under AWSLogs/
+    # (CloudTrail's .json.gz, ...) and reject every line of them; add others here when you need them.
+    text_suffixes: tuple[str, ...] = (".log.gz", ".log")
+    parquet_suffixes: tuple[str, ...] = (".log.parquet",)
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,67 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    """[reports]: what the reports filter, rank and flag (flowspark.core.reports documents each default)."""
+
+    top_n: int = 20
+    # seed 003's NTP filter: udp/123, 1 packet of 76 bytes per record, left out of north/south and hunt
+    ntp_filter: bool = True
+    ntp_protocol: int = 17
+    ntp_port: int = 123
+    ntp_packets: int = 1
+    ntp_bytes: int = 76
+    exclude_aws_peers: bool = True
+    # NAT gateway data processing, $ per GB (both directions), for nat_price_region, read on nat_price_read_on
+    nat_price_per_gb: float = 0.045
+    nat_price_region: str = "us-east-1"
+    nat_price_read_on: str = "2026-11-29"
+    nat_price_source: str = "https://aws.amazon.com/vpc/pricing/"
+    bytes_per_gb: int = 1_000_000_000
+    endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
+    nat: str = ""  # default --nat target: an interface id (eni-...) or an address; "" = no NAT section
+    nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint
+    scan_min_targets: int = 10
+    scan_max_packets: float = 3.0
+    scan_max_size_cv: float = 0.5
+    cred_ports: tuple[int, ...] = (22, 3389)
+    cred_min_flows: int = 20
+    cred_min_bytes: int = 1_000_000
+    cred_min_seconds: int = 600
+    beacon_min_flows: int = 10
+    beacon_max_mean_bytes: int = 20_000
+    beacon_max_dispersion: float = 0.2
+    exfil_min_bytes: int = 100_000_000
+    exfil_factor: float = 10.0
+    exfil_min_baseline_hours: int = 3
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ConfigError(f"[reports] {f.name} must be a number >= 0, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
+            elif isinstance(f.default, int) and not isinstance(f.default, bool) and value < 0:
+                raise ConfigError(f"[reports] {f.name} must be 0 or more, got {value!r}")
+        try:
+            object.__setattr__(self, "cred_ports", tuple(int(p) for p in self.cred_ports))
+        except (TypeError, ValueError):
+            raise ConfigError(f"[reports] cred_ports must be port numbers, got {self.cred_ports!r}") from None
+        if self.top_n < 1:
+            raise ConfigError("[reports] top_n must be at least 1")
+        if self.bytes_per_gb < 1:
+            raise ConfigError("[reports] bytes_per_gb must be at least 1")
+
+
+@dataclass(frozen=True)
 class Config:
     env: str = "local"
     spark: SparkConfig = field(default_factory=SparkConfig)
     s3: S3Config = field(default_factory=S3Config)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 
 CONF_DIR_ENV = "FLOWSPARK_CONF_DIR"
@@ -99,7 +156,7 @@ def _build(cls: Any, section: str, data: dict[str, Any]) -> Any:
         if isinstance(current, tuple):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list):
+            if not isinstance(value, (list, tuple)):  # a tuple: with_overrides merging the current values
                 raise ConfigError(f"[{section}] {name} must be a list, got {value!r}")
             value = tuple(value)
         elif isinstance(current, bool):
@@ -134,7 +191,13 @@ def load_config(env: str = "local", path: str | os.PathLike[str] | None = None) 
         data = tomllib.loads(conf_file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{conf_file} is not valid TOML: {exc}") from exc
-    sections = {"spark": SparkConfig, "s3": S3Config, "ingest": IngestConfig, "dedup": DedupConfig}
+    sections = {
+        "spark": SparkConfig,
+        "s3": S3Config,
+        "ingest": IngestConfig,
+        "dedup": DedupConfig,
+        "reports": ReportsConfig,
+    }
     unknown = sorted(set(data) - set(sections) - {"env"})
     if unknown:
         raise ConfigError(f"{conf_file}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sections)}")

@@ -41,11 +41,14 @@ class ClassifySummary:
     by_class: dict[str, int] = field(default_factory=dict)
     in_aws: int = 0
     seconds: float = 0.0
+    nothing_to_do: str = ""  # why the job had nothing to do (an empty selection)
 
     def text(self) -> str:
         days = (
             f"{self.date_from or 'start'} .. {self.date_to or 'end'}" if self.date_from or self.date_to else "all dates"
         )
+        if self.nothing_to_do:
+            return f"classify {self.lake} {days}: nothing to do: {self.nothing_to_do}; {IP_CLASSES} left as it was"
         classes = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_class.items(), key=lambda kv: -kv[1]) if v)
         rate = self.addresses / self.seconds if self.seconds else 0.0
         write = (
@@ -97,6 +100,15 @@ def run_classify(
     summary.sync_token, ranges = read_latest_ranges(spark, lake)
     log.info("classify: aws_ip_ranges sync_token %s", summary.sync_token)
     flows = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
+    if flows.isEmpty():
+        # (Observation.get below would wait forever on an empty input: Spark prunes it, observer included.)
+        summary.nothing_to_do = (
+            f"{tables.FLOWS} has no rows dated {date_from or 'start'} .. {date_to or 'end'}"
+            if date_from or date_to
+            else f"{tables.FLOWS} is empty: run dedup first"
+        )
+        summary.seconds = time.time() - t0
+        return summary
 
     classes = classify_addresses(flow_addresses(flows), ranges, v4_bits, v6_bits).withColumn(
         "aws_sync_token", F.lit(summary.sync_token)

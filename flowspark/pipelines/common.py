@@ -61,7 +61,8 @@ def utc_now() -> dt.datetime:
 
 
 def one_row(spark: SparkSession, values: dict) -> DataFrame:
-    """A one-row DataFrame with explicit types (None-safe), for the stats tables."""
+    """A one-row DataFrame with explicit types (None-safe), for the stats tables. Datetimes must be aware
+    (utc_now): PySpark would read a naive one in the driver's local zone and store another instant."""
 
     def typ(v: object):
         if isinstance(v, bool):
@@ -71,6 +72,8 @@ def one_row(spark: SparkSession, values: dict) -> DataFrame:
         if isinstance(v, float):
             return DoubleType()
         if isinstance(v, dt.datetime):
+            if v.tzinfo is None:
+                raise ValueError(f"naive datetime {v!r} in a stats row: use utc_now() (an aware UTC instant)")
             return TimestampType()
         return StringType()
 

@@ -6,6 +6,7 @@ read -> compact (core.dedup) -> replace the range -> check conservation (undo on
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -15,9 +16,12 @@ from pyspark.sql import functions as F
 
 from flowspark.core import dedup
 from flowspark.core.dates import in_dates
+from flowspark.core.schema import EVENT_DATE
 from flowspark.edges import tables
 from flowspark.edges.config import Config
 from flowspark.pipelines.common import ReconciliationError, job_conf, one_row, utc_now
+
+log = logging.getLogger("flowspark")
 
 
 def check_key(key: Sequence[str]) -> list[str]:
@@ -32,11 +36,16 @@ def check_window(window: str) -> None:
 
 def _all_null(records: DataFrame, columns: Sequence[str]) -> list[str]:
     """The columns (of `columns`) that hold no value at all in `records`: one small aggregate."""
+    return _precount(records, columns)[1]
+
+
+def _precount(records: DataFrame, columns: Sequence[str]) -> tuple[dict, list[str]]:
+    """One aggregate over the input before compaction: its totals (input_totals: is there any traffic?)
+    and the columns of `columns` that hold no value at all."""
     present = [c for c in columns if c in records.columns]
-    if not present:
-        return []
-    row = records.select(*dedup.value_counts(present)).first()
-    return [c for c in present if row is None or not row[c]]
+    row = records.select(*dedup.input_totals(), *dedup.value_counts(present)).first()
+    counts = row.asDict() if row is not None else {}
+    return counts, [c for c in present if not counts.get(c)]
 
 
 @dataclass
@@ -64,6 +73,7 @@ class DedupSummary:
     input_delta_bytes: int = 0
     output_delta_bytes: int = 0
     seconds: float = 0.0
+    nothing_to_do: str = ""  # why the job had nothing to do (an empty selection); not in dedup_stats
 
     @property
     def ratio(self) -> float:
@@ -86,6 +96,8 @@ class DedupSummary:
         runts = self.runts_accept + self.runts_reject + self.runts_other
         table = "conversations" if self.bidirectional else "flows"
         rng = f"{self.date_from or 'start'} .. {self.date_to or 'end'}"
+        if self.nothing_to_do:
+            return f"dedup {rng}: nothing to do: {self.nothing_to_do}; {table} left as it was"
         return "\n".join(
             [
                 f"dedup {rng}, window {self.window}{', bidirectional' if self.bidirectional else ''}",
@@ -100,7 +112,8 @@ class DedupSummary:
                 f"  conservation   records {self.output_records:,}/{self.input_records:,}, packets "
                 f"{self.output_packets:,}/{self.input_packets:,}, bytes {self.output_bytes:,}/{self.input_bytes:,}: "
                 f"{'OK' if self.conserved() else 'MISMATCH'}",
-                f"  delta bytes    flow_records {self.input_delta_bytes:,}, {table} {self.output_delta_bytes:,}",
+                f"  delta bytes    flow_records {self.input_delta_bytes:,}, {table} {self.output_delta_bytes:,} "
+                "(the files of the range)",
                 f"  seconds        {self.seconds:.1f}",
             ]
         )
@@ -124,6 +137,25 @@ def dedup_conf(cfg: Config, input_bytes: int) -> dict[str, str]:
     }
 
 
+def _stored_totals(spark: SparkSession, lake: str, table: str, date_from, date_to) -> tuple[int, int, int, int]:
+    """(rows, records, packets, bytes) of the range as the table holds it after the write."""
+    rows = in_dates(tables.read(spark, lake, table), date_from, date_to)
+    if table == tables.CONVERSATIONS:
+        packets = F.col("request_packets") + F.col("response_packets")
+        size = F.col("request_bytes") + F.col("response_bytes")
+    else:
+        packets, size = F.col("packets"), F.col("bytes")
+    r = rows.agg(F.count(F.lit(1)), F.sum("records"), F.sum(packets), F.sum(size)).first()
+    return (0, 0, 0, 0) if r is None else tuple(int(v or 0) for v in r)  # type: ignore[return-value]
+
+
+def _upgrade(spark: SparkSession, lake: str, table: str, out: DataFrame) -> None:
+    """Columns the output has and an existing table lacks (a lake written by an older flowspark) are
+    added first, so that replacing one range keeps the other days (their rows get nulls there)."""
+    if tables.exists(spark, lake, table):
+        tables.add_columns(spark, lake, table, {f.name: f.dataType.simpleString() for f in out.schema.fields})
+
+
 def run_dedup(
     spark: SparkSession,
     cfg: Config,
@@ -134,6 +166,9 @@ def run_dedup(
     key: list[str] | None = None,
     bidirectional: bool = False,
 ) -> DedupSummary:
+    """Compact the flow_records of [date_from, date_to] (every date when both are None) into flows (or
+    conversations), replacing exactly that range of event_date there. Ends at once, writing nothing, when
+    the range holds no records (summary.nothing_to_do says why)."""
     t0 = time.time()
     window = window or cfg.dedup.window
     key = dedup.validate_key(key or list(cfg.dedup.key))
@@ -146,55 +181,83 @@ def run_dedup(
         date_from=date_from.isoformat() if date_from else None,
         date_to=date_to.isoformat() if date_to else None,
     )
+    table = tables.CONVERSATIONS if bidirectional else tables.FLOWS
     records = in_dates(tables.read(spark, lake, tables.FLOW_RECORDS), date_from, date_to)
-    summary.input_delta_bytes = tables.size_bytes(spark, lake, tables.FLOW_RECORDS)
+    empty = (
+        f"{tables.FLOW_RECORDS} has no records dated {summary.date_from or 'start'} .. {summary.date_to or 'end'}"
+        if date_from or date_to
+        else f"{tables.FLOW_RECORDS} is empty: run ingest first"
+    )
+    # The shuffle is sized by the files of the range (from the Delta log), not by the whole table.
+    summary.input_delta_bytes = tables.size_bytes_of_dates(
+        spark, lake, tables.FLOW_RECORDS, EVENT_DATE, date_from, date_to
+    )
+    if not summary.input_delta_bytes:
+        return _nothing_to_do(summary, empty, t0)
     with job_conf(spark, dedup_conf(cfg, summary.input_delta_bytes)):
-        null = [] if bidirectional else _all_null(records, dedup.CARRIED)
+        # Observation.get waits for metrics that a query with an empty input may never report (Spark
+        # prunes empty relations, and the observing node with them): observe only when there is traffic.
+        totals_in, null = _precount(records, [] if bidirectional else [*dedup.IDENTITY, *dedup.CARRIED])
+        traffic = bool(totals_in.get("in_records"))
+        if not traffic and not (totals_in.get("nodata") or totals_in.get("skipdata")):
+            return _nothing_to_do(summary, empty, t0)  # only empty files in the range
         obs_in, obs_out = Observation("dedup_in"), Observation("dedup_out")
-        observed_in = records.observe(obs_in, *dedup.input_totals())
+        # No traffic (only NODATA/SKIPDATA rows): the range's flows are replaced by none, statuses counted.
+        source = records.observe(obs_in, *dedup.input_totals()) if traffic else records
         if bidirectional:
-            out = observed_in.transform(dedup.bidirectional(window))
-            out_for_totals = out.withColumn("packets", F.col("request_packets") + F.col("response_packets")).withColumn(
+            out = source.transform(dedup.bidirectional(window))
+            for_totals = out.withColumn("packets", F.col("request_packets") + F.col("response_packets")).withColumn(
                 "bytes", F.col("request_bytes") + F.col("response_bytes")
             )
-            observed_out = out_for_totals.observe(obs_out, *dedup.output_totals()).drop("packets", "bytes")
-            table = tables.CONVERSATIONS
         else:
-            out = observed_in.transform(dedup.compact(window, key, null=null))
-            observed_out = out.observe(obs_out, *dedup.output_totals())
-            table = tables.FLOWS
+            out = source.transform(dedup.compact(window, key, null=null))
+            for_totals = out
+        observed_out = for_totals.observe(obs_out, *dedup.output_totals()) if traffic else for_totals
+        if bidirectional:
+            observed_out = observed_out.drop("packets", "bytes")
+        _upgrade(spark, lake, table, out)
         before = tables.version(spark, lake, table)
-        tables.replace_dates(observed_out, lake, table, "event_date", date_from, date_to, partition_by=["event_date"])
-        mi, mo = obs_in.get, obs_out.get
+        tables.replace_dates(observed_out, lake, table, EVENT_DATE, date_from, date_to, partition_by=[EVENT_DATE])
+        if traffic:
+            mi, mo = obs_in.get, obs_out.get
+        else:
+            mi, mo = totals_in, {}
         summary.input_records, summary.nodata, summary.skipdata = (
             int(mi["in_records"]),
             int(mi["nodata"]),
             int(mi["skipdata"]),
         )
         summary.input_packets, summary.input_bytes = int(mi["in_packets"] or 0), int(mi["in_bytes"] or 0)
-        summary.output_rows, summary.output_records = int(mo["out_rows"]), int(mo["out_records"] or 0)
-        summary.output_packets, summary.output_bytes = int(mo["out_packets"] or 0), int(mo["out_bytes"] or 0)
+        summary.output_rows, summary.output_records = int(mo.get("out_rows") or 0), int(mo.get("out_records") or 0)
+        summary.output_packets = int(mo.get("out_packets") or 0)
+        summary.output_bytes = int(mo.get("out_bytes") or 0)
         for k in ("runts_accept", "runts_reject", "runts_other", "multi_record_keys", "records_in_multi_record_keys"):
-            setattr(summary, k, int(mo[k] or 0))
-        written = int(tables.last_operation_metrics(spark, lake, table).get("numOutputRows", -1))
-        if not summary.conserved() or written != summary.output_rows:
+            setattr(summary, k, int(mo.get(k) or 0))
+        # Delta commits nothing when an empty output replaces an empty range: then nothing was written.
+        committed = tables.version(spark, lake, table) != before
+        written = int(tables.last_operation_metrics(spark, lake, table).get("numOutputRows", 0)) if committed else 0
+        # What the table now holds for the range: rows of other days cannot hold records of these days
+        # (a row's event_date is its records'), so the range's totals are the whole check.
+        stored = _stored_totals(spark, lake, table, date_from, date_to)
+        expected = (summary.output_rows, summary.input_records, summary.input_packets, summary.input_bytes)
+        if not summary.conserved() or written != summary.output_rows or stored != expected:
             tables.undo_to(spark, lake, table, before)  # leave the table as it was, then fail loudly
             raise ReconciliationError(
-                f"dedup did not conserve the input: {summary.text()}\n  Delta wrote {written} rows"
+                f"dedup did not conserve the input: {summary.text()}\n  Delta wrote {written} rows; the range "
+                f"now holds (rows, records, packets, bytes) {stored}, expected {expected}"
             )
-        status = in_dates(tables.read(spark, lake, tables.FLOW_RECORDS), date_from, date_to)
         tables.replace_dates(
-            status.transform(dedup.status_counts(window)),
+            records.transform(dedup.status_counts(window)),
             lake,
             tables.DEDUP_STATUS_COUNTS,
-            "event_date",
+            EVENT_DATE,
             date_from,
             date_to,
             partition_by=None,
         )
-    summary.output_delta_bytes = tables.size_bytes(spark, lake, table)
+    summary.output_delta_bytes = tables.size_bytes_of_dates(spark, lake, table, EVENT_DATE, date_from, date_to)
     summary.seconds = time.time() - t0
-    stats = {k: v for k, v in asdict(summary).items() if k != "key"}
+    stats = {k: v for k, v in asdict(summary).items() if k not in ("key", "nothing_to_do")}
     stats.update(
         key=",".join(key),
         ratio=summary.ratio,
@@ -202,4 +265,11 @@ def run_dedup(
         computed_at=utc_now(),
     )
     tables.append(one_row(spark, stats), lake, tables.DEDUP_STATS)
+    return summary
+
+
+def _nothing_to_do(summary: DedupSummary, why: str, t0: float) -> DedupSummary:
+    summary.nothing_to_do = why
+    summary.seconds = time.time() - t0
+    log.info("dedup: nothing to do: %s", why)
     return summary

@@ -142,6 +142,7 @@ class LakeTagSummary:
     output: str | None = None
     seconds: float = 0.0
     lookup_problems: list[Problem] = field(default_factory=list)
+    nothing_to_do: str = ""  # why the job had nothing to do (an empty selection)
 
     @property
     def tagged(self) -> int:
@@ -152,6 +153,9 @@ class LakeTagSummary:
 
     def text(self, limit: int = 20) -> str:
         rng = f"{self.date_from or 'start'} .. {self.date_to or 'end'}"
+        if self.nothing_to_do:
+            report = f"; empty report -> {self.output}" if self.output else ""
+            return f"tag {self.lake} {rng}: nothing to do: {self.nothing_to_do}; tables left as they were{report}"
         rate = self.records / self.seconds if self.seconds else 0.0
         problems = [f"    {p.kind}: {p.text()}" for p in self.lookup_problems[:limit]]
         if len(self.lookup_problems) > limit:
@@ -211,6 +215,25 @@ def run_tag_lake(
             f"--count flows needs the '{tables.FLOWS}' table in {lake}, with dstport and protocol in its key: "
             "run the dedup job first, or count records"
         )
+    if taggable(records).isEmpty():
+        # Nothing to tag. (Observation.get would wait forever: Spark prunes an empty input, and the
+        # observing node with it.) A small count says why; the tables are left as they were.
+        found = records.agg(*input_counts(records)).first()
+        summary.records, summary.nodata, summary.skipped = (
+            int(found[k]) if found else 0 for k in ("records", "nodata", "skipped")
+        )
+        rng = f"{date_from or 'start'} .. {date_to or 'end'}"
+        none = f"no records in {tables.FLOW_RECORDS} dated {rng}" if date_from or date_to else "flow_records is empty"
+        summary.nothing_to_do = (
+            none
+            if not summary.records
+            else f"no taggable records dated {rng} ({summary.records:,} records: {summary.nodata:,} NODATA/SKIPDATA, "
+            f"{summary.skipped:,} without dstport/protocol)"
+        )
+        if output is not None:
+            write_output(output, lambda fh: write_report(fh, [], [], count))
+        summary.seconds = time.time() - t0
+        return summary
     lookup_df = lookup_frame(spark, lookup)
     obs = Observation("tag")
     observed = records.observe(obs, *input_counts(records))

@@ -1,0 +1,615 @@
+"""The reports' rules: pure DataFrame -> DataFrame transforms over ``flows`` and ``ip_classes``.
+
+Every function here takes frames and returns a frame; none runs an action. The job that reads the
+tables, writes ``<lake>/reports/<name>/<section>`` and renders CSV/XLSX/HTML is
+:mod:`flowspark.pipelines.report`.
+
+Input: ``classified_flows(flows, ip_classes)`` (flowspark.core.ipranges): the compacted flows with
+``src_``/``dst_`` ``address_class``, ``aws_service`` and ``aws_region``. A "flow" below is one row of
+``flows`` (one flow key in one window); ``records`` is the number of flow log records it holds.
+
+Sides and direction
+    A side is public when its address class is ``public`` (flowspark.core.addresses). ``direction``:
+    ``inbound`` (only the source is public), ``outbound`` (only the destination is public),
+    ``east_west`` (neither side public: private, shared, link-local, ...) and ``public_both``.
+    North/south traffic is inbound + outbound: exactly one public side.
+
+The NTP filter (seed 003)
+    udp/123 with 1 packet of 76 bytes is the fleet's time sync, benign and loud. On compacted flows
+    the rule is per record: ``packets == 1 * records and bytes == 76 * records`` (a flow of n such
+    records has n packets and 76n bytes). Protocol, port, packets and bytes are parameters.
+
+The reports: north_south (split, over time, top peers), runts, talkers and NAT cost, hunt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from flowspark.core import addresses as A
+from flowspark.core.dedup import client_server
+
+INBOUND, OUTBOUND, EAST_WEST, PUBLIC_BOTH = "inbound", "outbound", "east_west", "public_both"
+DIRECTIONS = (INBOUND, OUTBOUND, EAST_WEST, PUBLIC_BOTH)
+TCP, UDP = 6, 17
+
+
+@dataclass(frozen=True)
+class NtpFilter:
+    """udp/123, one packet of 76 bytes per record (seed 003's filter); enabled=False keeps NTP."""
+
+    enabled: bool = True
+    protocol: int = UDP
+    port: int = 123
+    packets: int = 1
+    bytes: int = 76
+
+
+@dataclass(frozen=True)
+class HuntThresholds:
+    """When a peer/port summary is flagged. The defaults and the reason for each:
+
+    scan_min_targets = 10       a scanner touches many of our addresses on one port; 10 distinct targets
+                                is more than any ordinary client of one service port in one range
+    scan_max_packets = 3.0      probes are 1-3 packets per record (SYN, SYN+RST, one UDP datagram)
+    scan_max_size_cv = 0.5      "similar sizes": the bytes of the peer's records vary by less than half
+                                their mean (coefficient of variation), a real client's vary far more
+    cred_ports = (22, 3389)     SSH and RDP
+    cred_min_flows = 20         brute force: 20+ accepted connections from one peer to 22/3389
+    cred_min_bytes = 1 MB       a session that moved data: more than a login banner and a failed auth
+    cred_min_seconds = 600      a session that lasted ten minutes is someone working, not a probe
+    beacon_min_flows = 10       regularity needs intervals: 10 connections give 9
+    beacon_max_mean_bytes = 20 kB  beacons are small: a TLS handshake and a short request/response
+    beacon_max_dispersion = 0.2 median absolute deviation of the intervals / their median. Robust to
+                                jitter: C2 jitter of +-j of the period gives about 0.59*j (0.12 at the
+                                common 20 %), one missed beacon moves neither median; Poisson (human,
+                                random) arrivals give about 0.69. 0.2 tolerates jitter up to ~34 %.
+    exfil_min_bytes = 100 MB    an hour's upload to one peer worth a look at all
+    exfil_factor = 10.0         ...and ten times that peer's usual hour (its baseline: the median of its
+                                active hours; with fewer than exfil_min_baseline_hours, the median hour
+                                of all outbound peer/ports)
+    exfil_min_baseline_hours = 3
+    """
+
+    scan_min_targets: int = 10
+    scan_max_packets: float = 3.0
+    scan_max_size_cv: float = 0.5
+    cred_ports: tuple[int, ...] = (22, 3389)
+    cred_min_flows: int = 20
+    cred_min_bytes: int = 1_000_000
+    cred_min_seconds: int = 600
+    beacon_min_flows: int = 10
+    beacon_max_mean_bytes: int = 20_000
+    beacon_max_dispersion: float = 0.2
+    exfil_min_bytes: int = 100_000_000
+    exfil_factor: float = 10.0
+    exfil_min_baseline_hours: int = 3
+
+
+@dataclass(frozen=True)
+class NatPrice:
+    """NAT gateway data processing price. Default: us-east-1, $0.045 per GB processed (both directions),
+    AWS's published price (https://aws.amazon.com/vpc/pricing/), read on `read_on`."""
+
+    per_gb: float = 0.045
+    region: str = "us-east-1"
+    read_on: str = "2026-11-29"
+    bytes_per_gb: int = 1_000_000_000
+    endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")  # the services gateway endpoints exist for
+
+
+# ---------------------------------------------------------------- sides, direction, filters
+
+
+def _public(c: str) -> Column:
+    return F.coalesce(F.col(c) == A.PUBLIC, F.lit(False))
+
+
+def direction() -> Column:
+    """inbound / outbound / east_west / public_both from src_ and dst_address_class."""
+    sp, dp = _public("src_address_class"), _public("dst_address_class")
+    return F.when(sp & ~dp, INBOUND).when(dp & ~sp, OUTBOUND).when(sp & dp, PUBLIC_BOTH).otherwise(EAST_WEST)
+
+
+def is_ntp(ntp: NtpFilter, columns: Sequence[str]) -> Column:
+    """True for a flow of NTP-sync records (see the module docstring); always False when disabled."""
+    if not ntp.enabled:
+        return F.lit(False)
+    n = F.col("records") if "records" in columns else F.lit(1)
+    return F.coalesce(
+        (F.col("protocol") == ntp.protocol)
+        & (F.col("dstport") == ntp.port)
+        & (F.col("packets") == n * ntp.packets)
+        & (F.col("bytes") == n * ntp.bytes),
+        F.lit(False),
+    )
+
+
+def with_sides(cf: DataFrame) -> DataFrame:
+    """classified flows + direction, and for north/south rows the peer (the public side) and the local
+    side: peer, peer_port, peer_aws_service, peer_aws_region, local, local_port (null for east/west)."""
+    d = F.col("direction")
+    inbound, outbound = d == INBOUND, d == OUTBOUND
+
+    def pick(src: str, dst: str, inbound_side: bool) -> Column:
+        a, b = (src, dst) if inbound_side else (dst, src)
+        return F.when(inbound, F.col(a)).when(outbound, F.col(b))
+
+    return cf.withColumn("direction", direction()).select(
+        "*",
+        pick("srcaddr", "dstaddr", True).alias("peer"),
+        pick("srcport", "dstport", True).alias("peer_port"),
+        pick("src_aws_service", "dst_aws_service", True).alias("peer_aws_service"),
+        pick("src_aws_region", "dst_aws_region", True).alias("peer_aws_region"),
+        pick("srcaddr", "dstaddr", False).alias("local"),
+        pick("srcport", "dstport", False).alias("local_port"),
+    )
+
+
+def north_south(cf: DataFrame, ntp: NtpFilter = NtpFilter()) -> DataFrame:
+    """ACCEPT flows with exactly one public side, NTP sync removed; with_sides' columns."""
+    sided = with_sides(cf)
+    return sided.where(
+        (F.col("action") == "ACCEPT") & F.col("direction").isin(INBOUND, OUTBOUND) & ~is_ntp(ntp, sided.columns)
+    )
+
+
+def _totals() -> list[Column]:
+    return [
+        F.count(F.lit(1)).alias("flows"),
+        F.sum("records").cast("long").alias("records"),
+        F.sum("packets").cast("long").alias("packets"),
+        F.sum("bytes").cast("long").alias("bytes"),
+    ]
+
+
+def traffic_split(cf: DataFrame, ntp: NtpFilter = NtpFilter()) -> DataFrame:
+    """Every flow by direction and action: flows, records, packets, bytes, and how many of the flows are
+    NTP sync (ntp_flows; north/south leaves them out)."""
+    sided = cf.withColumn("direction", direction())
+    return (
+        sided.groupBy("direction", "action")
+        .agg(*_totals(), F.count(F.when(is_ntp(ntp, sided.columns), 1)).alias("ntp_flows"))
+        .orderBy("direction", "action")
+    )
+
+
+def traffic_over_time(cf: DataFrame, bucket_seconds: int = 3600) -> DataFrame:
+    """Flows, records, bytes per time bucket (on start, UTC), direction and action."""
+    epoch = F.unix_seconds(F.col("start"))
+    bucket = F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(bucket_seconds)))
+    return (
+        cf.withColumn("direction", direction())
+        .groupBy(bucket.alias("time"), "direction", "action")
+        .agg(
+            F.count(F.lit(1)).alias("flows"),
+            F.sum("records").cast("long").alias("records"),
+            F.sum("bytes").cast("long").alias("bytes"),
+        )
+        .orderBy("time", "direction", "action")
+    )
+
+
+def _ranked(df: DataFrame, measure: str, n: int, tie: str) -> DataFrame:
+    """The top n rows of df by measure (then tie, ascending), with rank_by and rank 1..n."""
+    top = df.orderBy(F.col(measure).desc(), F.col(tie).asc()).limit(n)
+    w = Window.orderBy(F.col(measure).desc(), F.col(tie).asc())  # over n rows: one partition is fine
+    return top.select(F.lit(measure).alias("rank_by"), F.row_number().over(w).alias("rank"), *df.columns)
+
+
+def top_peers(ns: DataFrame, n: int = 20, exclude_aws: bool = True) -> DataFrame:
+    """The top n Internet peers of north/south flows by flows and by bytes (two rankings, rank_by =
+    flows | bytes); peers inside AWS's published prefixes left out when exclude_aws."""
+    if exclude_aws:
+        ns = ns.where(F.col("peer_aws_service").isNull())
+    inbound = F.col("direction") == INBOUND
+    per_peer = ns.groupBy("peer").agg(
+        *_totals(),
+        F.sum(F.when(inbound, F.col("bytes")).otherwise(0)).cast("long").alias("inbound_bytes"),
+        F.sum(F.when(~inbound, F.col("bytes")).otherwise(0)).cast("long").alias("outbound_bytes"),
+        F.count_distinct("local").alias("local_addresses"),
+        F.min("start").alias("first_seen"),
+        F.max("end").alias("last_seen"),
+    )
+    return _ranked(per_peer, "flows", n, "peer").unionByName(_ranked(per_peer, "bytes", n, "peer"))
+
+
+# ---------------------------------------------------------------- runts
+
+
+def source_network(addr: str = "srcaddr") -> Column:
+    """The /24 of an IPv4 address (a.b.c.0/24), the /64 of an IPv6 address (in Python's short form:
+    2001:db8:1::/64), null for text that is neither."""
+    c = F.col(addr)
+    v4 = F.concat(F.regexp_extract(c, r"^(\d+\.\d+\.\d+)\.\d+$", 1), F.lit(".0/24"))
+    hi = A.parse_ip(c).getField("hi")
+    groups = F.concat_ws(
+        ":", *[F.lower(F.hex(F.shiftrightunsigned(hi, s).bitwiseAND(0xFFFF))) for s in (48, 32, 16, 0)]
+    )
+    v6 = F.when(hi == 0, F.lit("::/64")).otherwise(F.concat(F.regexp_replace(groups, r"(:0)+$", ""), F.lit("::/64")))
+    version = A.ip_version(c)
+    return F.when(version == A.IPV4, v4).when(version == A.IPV6, v6)
+
+
+def _with_share(df: DataFrame, flows: DataFrame) -> DataFrame:
+    """df + all_records (every record of flows) and share_of_records = runts / all_records."""
+    total = flows.agg(F.sum("records").cast("long").alias("all_records"))
+    return df.crossJoin(F.broadcast(total)).withColumn(
+        "share_of_records", F.when(F.col("all_records") > 0, F.col("runts") / F.col("all_records"))
+    )
+
+
+def _runts(flows: DataFrame) -> DataFrame:
+    return flows.where(F.col("records") == 1)
+
+
+def runts_by_action(flows: DataFrame) -> DataFrame:
+    """Single-record flows per action, with the share of all records (seed 001's runt count)."""
+    agg = _runts(flows).groupBy("action").agg(F.count(F.lit(1)).alias("runts"))
+    return _with_share(agg, flows).orderBy(F.col("runts").desc(), "action")
+
+
+def runts_by_port(flows: DataFrame, n: int = 20) -> DataFrame:
+    """The n destination ports (with protocol) with the most single-record flows."""
+    agg = (
+        _runts(flows)
+        .groupBy("protocol", "dstport")
+        .agg(
+            F.count(F.lit(1)).alias("runts"),
+            F.count(F.when(F.col("action") == "REJECT", 1)).alias("rejected"),
+            F.count_distinct("srcaddr").alias("sources"),
+        )
+    )
+    top = agg.orderBy(F.col("runts").desc(), "protocol", "dstport").limit(n)
+    return _with_share(top, flows).orderBy(F.col("runts").desc(), "protocol", "dstport")
+
+
+def _from_internet(cf: DataFrame) -> DataFrame:
+    """Classified flows that a public source sent unasked: who knocks from outside. Our own DNS/NTP queries
+    are runts too (private sources), and so are the answers to them (a public server's well-known port,
+    below 1024, to one of our ephemeral ports, 1024 and up): both would crowd the scanners out."""
+    answer = (F.col("srcport") < 1024) & (F.col("dstport") >= 1024)
+    return cf.where(_public("src_address_class") & ~F.coalesce(answer, F.lit(False)))
+
+
+def runts_by_source_network(cf: DataFrame, n: int = 20) -> DataFrame:
+    """The n public source networks (/24, IPv6 /64) with the most single-record flows (classified flows);
+    share_of_records is of all records."""
+    agg = (
+        _runts(_from_internet(cf))
+        .withColumn("source_network", source_network())
+        .groupBy("source_network")
+        .agg(
+            F.count(F.lit(1)).alias("runts"),
+            F.count(F.when(F.col("action") == "REJECT", 1)).alias("rejected"),
+            F.count_distinct("srcaddr").alias("sources"),
+            F.count_distinct("dstport").alias("ports"),
+        )
+    )
+    top = agg.orderBy(F.col("runts").desc(), "source_network").limit(n)
+    return _with_share(top, cf).orderBy(F.col("runts").desc(), "source_network")
+
+
+def top_scanners(cf: DataFrame, n: int = 20) -> DataFrame:
+    """The n public source addresses with the most single-record flows (classified flows), with how widely
+    they probe."""
+    agg = (
+        _runts(_from_internet(cf))
+        .groupBy("srcaddr")
+        .agg(
+            F.count(F.lit(1)).alias("runts"),
+            F.count(F.when(F.col("action") == "REJECT", 1)).alias("rejected"),
+            F.count_distinct("dstaddr").alias("targets"),
+            F.count_distinct("dstport").alias("ports"),
+            F.min("start").alias("first_seen"),
+            F.max("end").alias("last_seen"),
+        )
+    )
+    top = agg.orderBy(F.col("runts").desc(), "srcaddr").limit(n)
+    return _with_share(top, cf).orderBy(F.col("runts").desc(), "srcaddr")
+
+
+# ---------------------------------------------------------------- talkers and NAT cost
+
+
+def top_talkers(flows: DataFrame, side: str = "srcaddr", n: int = 20) -> DataFrame:
+    """The n addresses of `side` (srcaddr: sources, dstaddr: destinations) with the most bytes."""
+    other = "dstaddr" if side == "srcaddr" else "srcaddr"
+    agg = flows.groupBy(F.col(side).alias("address")).agg(*_totals(), F.count_distinct(other).alias("peers"))
+    return _ranked(agg, "bytes", n, "address").drop("rank_by")
+
+
+def through(cf: DataFrame, interface_id: str | None = None, address: str | None = None) -> DataFrame:
+    """The flows of one interface (its flow log) or to/from one address: what passes a NAT gateway."""
+    if not interface_id and not address:
+        raise ValueError("give an interface id (eni-...) or an address to report NAT cost for")
+    cond = F.lit(False)
+    if interface_id:
+        cond = cond | (F.col("interface_id") == interface_id)
+    if address:
+        cond = cond | (F.col("srcaddr") == address) | (F.col("dstaddr") == address)
+    return with_sides(cf.where(cond))
+
+
+def nat_services(sel: DataFrame, price: NatPrice = NatPrice(), region: str | None = None) -> DataFrame:
+    """Data the NAT gateway processed, per AWS service and region reached (non-AWS peers as service
+    'INTERNET'): the legs with exactly one public side, both directions (AWS charges both), at
+    price.per_gb. saving_usd: the cost of S3/DynamoDB traffic, which gateway endpoints carry free;
+    only traffic in the NAT's own region (`region`; None = any) can use one.
+
+    cost_usd = bytes / bytes_per_gb * per_gb."""
+    legs = sel.where(F.col("direction").isin(INBOUND, OUTBOUND))
+    service = F.coalesce(F.col("peer_aws_service"), F.lit("INTERNET"))
+    agg = legs.groupBy(service.alias("aws_service"), F.col("peer_aws_region").alias("aws_region")).agg(
+        *_totals(), F.count_distinct("peer").alias("peers")
+    )
+    eligible = F.col("aws_service").isin(*price.endpoint_services)
+    if region:
+        eligible = eligible & (F.col("aws_region") == region)
+    cost = F.col("bytes") / F.lit(price.bytes_per_gb) * F.lit(price.per_gb)
+    return (
+        agg.withColumn("gb", F.col("bytes") / F.lit(price.bytes_per_gb))
+        .withColumn("cost_usd", cost)
+        .withColumn("gateway_endpoint", eligible)
+        .withColumn("saving_usd", F.when(eligible, cost).otherwise(F.lit(0.0)))
+        .orderBy(F.col("bytes").desc(), "aws_service", "aws_region")
+    )
+
+
+def nat_sources(sel: DataFrame, n: int = 20) -> DataFrame:
+    """The internal sources sending through the NAT: the legs with no public side (instance <-> NAT's
+    own address), per address that is not the NAT's own (the NAT's own addresses are the local sides of
+    its Internet legs). bytes_to_nat / bytes_from_nat; when the flow log has pkt-dstaddr, the bytes whose
+    real destination is an AWS service (aws_bytes)."""
+    own = sel.where(F.col("direction").isin(INBOUND, OUTBOUND)).select(F.col("local").alias("_own")).distinct()
+    inner = sel.where(F.col("direction") == EAST_WEST)
+    src_own = inner.join(
+        F.broadcast(own.withColumnRenamed("_own", "srcaddr")).withColumn("_s", F.lit(1)), "srcaddr", "left"
+    )
+    both = src_own.join(
+        F.broadcast(own.withColumnRenamed("_own", "dstaddr")).withColumn("_d", F.lit(1)), "dstaddr", "left"
+    )
+    to_nat = F.col("_d").isNotNull() & F.col("_s").isNull()
+    from_nat = F.col("_s").isNotNull() & F.col("_d").isNull()
+    legs = both.where(to_nat | from_nat).withColumn(
+        "source", F.when(to_nat, F.col("srcaddr")).otherwise(F.col("dstaddr"))
+    )
+    aws = F.lit(None).cast("string")
+    if "pkt_dst_aws_service" in sel.columns:
+        aws = F.when(to_nat, F.col("pkt_dst_aws_service")).otherwise(F.col("pkt_src_aws_service"))
+    agg = (
+        legs.groupBy("source")
+        .agg(
+            F.count(F.lit(1)).alias("flows"),
+            F.sum(F.when(to_nat, F.col("bytes")).otherwise(0)).cast("long").alias("bytes_to_nat"),
+            F.sum(F.when(from_nat, F.col("bytes")).otherwise(0)).cast("long").alias("bytes_from_nat"),
+            F.sum(F.when(aws.isNotNull(), F.col("bytes")).otherwise(0)).cast("long").alias("aws_bytes"),
+        )
+        .withColumn("bytes", F.col("bytes_to_nat") + F.col("bytes_from_nat"))
+    )
+    return _ranked(agg, "bytes", n, "source").drop("rank_by")
+
+
+# ---------------------------------------------------------------- hunt
+
+
+HUNT_KEY = ("peer", "direction", "protocol", "port")
+
+
+def hunt_flows(
+    cf: DataFrame, ntp: NtpFilter = NtpFilter(), ip: str | None = None, exclude_aws: bool = True
+) -> DataFrame:
+    """Flows with exactly one public side (any action, NTP sync removed), oriented client -> server
+    (flowspark.core.dedup.client_server): direction is who opened it (inbound: the peer is the client),
+    port the server's port, `request` whether this row is client -> server. With ip, only its flows (and
+    AWS peers kept); otherwise peers in AWS's prefixes are left out when exclude_aws (seed 003: cloud
+    traffic is mostly benign and needs other analytics)."""
+    if ip:
+        cf = cf.where((F.col("srcaddr") == ip) | (F.col("dstaddr") == ip))
+    sided = with_sides(client_server(cf))
+    sided = sided.where(F.col("direction").isin(INBOUND, OUTBOUND) & ~is_ntp(ntp, sided.columns))
+    if exclude_aws and not ip:
+        sided = sided.where(F.col("peer_aws_service").isNull())
+    peer_is_client = F.col("client_addr") == F.col("peer")
+    return (
+        sided.select(
+            "*",
+            F.when(peer_is_client, F.lit(INBOUND)).otherwise(F.lit(OUTBOUND)).alias("opened"),
+            F.col("server_port").alias("port"),
+            F.col("__request").alias("request"),
+            # bytes sent by our side (local -> peer) in this row
+            F.when(F.col("srcaddr") == F.col("local"), F.col("bytes")).otherwise(0).alias("bytes_out"),
+        )
+        .drop("direction")
+        .withColumnRenamed("opened", "direction")
+    )
+
+
+def _summary(hf: DataFrame) -> DataFrame:
+    accept = F.col("action") == "ACCEPT"
+    per_record = F.col("bytes") / F.col("records")
+    return hf.groupBy(*HUNT_KEY).agg(
+        F.first("peer_aws_service", ignorenulls=True).alias("peer_aws_service"),
+        *_totals(),
+        F.sum("bytes_out").cast("long").alias("bytes_out"),
+        F.count_distinct("local").alias("local_addresses"),
+        F.count(F.when(accept, 1)).alias("accepted_flows"),
+        F.count(F.when(~accept, 1)).alias("rejected_flows"),
+        F.sum(F.when(accept, F.col("bytes")).otherwise(0)).cast("long").alias("accepted_bytes"),
+        F.min("start").alias("first_seen"),
+        F.max("end").alias("last_seen"),
+        (F.sum("packets") / F.sum("records")).alias("packets_per_record"),
+        F.avg(per_record).alias("mean_bytes_per_record"),
+        (F.stddev_pop(per_record) / F.avg(per_record)).alias("size_cv"),
+    )
+
+
+def _beacons(hf: DataFrame) -> DataFrame:
+    """Per hunt key, the most regular local host's request starts: intervals, their median and the
+    dispersion (median absolute deviation / median). Outbound only."""
+    req = hf.where((F.col("direction") == OUTBOUND) & F.col("request"))
+    host = [*HUNT_KEY, "local"]
+    w = Window.partitionBy(*host).orderBy("start")
+    gaps = req.select(*host, (F.unix_seconds("start") - F.lag(F.unix_seconds("start")).over(w)).alias("gap")).where(
+        F.col("gap").isNotNull()
+    )
+    med = gaps.groupBy(*host).agg(
+        F.count(F.lit(1)).alias("intervals"), F.percentile_approx("gap", 0.5, 10000).alias("median_gap")
+    )
+    mad = (
+        gaps.join(med, host)
+        .groupBy(*host, "intervals", "median_gap")
+        .agg(F.percentile_approx(F.abs(F.col("gap") - F.col("median_gap")), 0.5, 10000).alias("mad"))
+        .withColumn("dispersion", F.when(F.col("median_gap") > 0, F.col("mad") / F.col("median_gap")))
+    )
+    best = F.min(
+        F.struct(
+            F.coalesce(F.col("dispersion"), F.lit(1e9)).alias("d"),
+            F.col("local"),
+            F.col("intervals"),
+            F.col("median_gap"),
+            F.col("dispersion"),
+        )
+    )
+    return (
+        mad.groupBy(*HUNT_KEY)
+        .agg(best.alias("_b"))
+        .select(
+            *HUNT_KEY,
+            F.col("_b.local").alias("beacon_local"),
+            F.col("_b.intervals").alias("beacon_intervals"),
+            F.col("_b.median_gap").alias("beacon_median_interval_s"),
+            F.col("_b.dispersion").alias("beacon_dispersion"),
+        )
+    )
+
+
+def _exfil(hf: DataFrame, t: HuntThresholds) -> DataFrame:
+    """Per outbound hunt key: the hour with the most bytes sent by our side, and the baseline hour."""
+    out = hf.where(F.col("direction") == OUTBOUND)
+    hourly = out.groupBy(*HUNT_KEY, F.date_trunc("hour", "start").alias("hour")).agg(
+        F.sum("bytes_out").cast("long").alias("hour_bytes")
+    )
+    overall = hourly.agg(F.percentile_approx("hour_bytes", 0.5, 10000).alias("_all_median"))
+    peak = F.max(F.struct(F.col("hour_bytes"), F.col("hour")))
+    per_key = hourly.groupBy(*HUNT_KEY).agg(
+        peak.alias("_p"),
+        F.count(F.lit(1)).alias("active_hours"),
+        F.percentile_approx("hour_bytes", 0.5, 10000).alias("_own_median"),
+    )
+    baseline = F.when(F.col("active_hours") >= t.exfil_min_baseline_hours, F.col("_own_median")).otherwise(
+        F.col("_all_median")
+    )
+    return per_key.crossJoin(F.broadcast(overall)).select(
+        *HUNT_KEY,
+        F.col("_p.hour").alias("peak_hour"),
+        F.col("_p.hour_bytes").alias("peak_hour_bytes_out"),
+        F.col("active_hours"),
+        baseline.cast("long").alias("baseline_hour_bytes_out"),
+    )
+
+
+def hunt(hf: DataFrame, t: HuntThresholds = HuntThresholds()) -> DataFrame:
+    """One row per (peer, direction, protocol, port) of hunt_flows with the evidence columns and the
+    flags scanning, credential_access, beaconing, exfiltration (see HuntThresholds), `flags` (the
+    flagged names joined by ',', '' for none) and `evidence` (one sentence per flag)."""
+    s = _summary(hf).join(_beacons(hf), list(HUNT_KEY), "left").join(_exfil(hf, t), list(HUNT_KEY), "left")
+    c = F.col
+    inbound, outbound = c("direction") == INBOUND, c("direction") == OUTBOUND
+    duration = F.unix_seconds("last_seen") - F.unix_seconds("first_seen")
+    scanning = (
+        inbound
+        & (c("local_addresses") >= t.scan_min_targets)
+        & (c("packets_per_record") <= t.scan_max_packets)
+        & (F.coalesce(c("size_cv"), F.lit(0.0)) <= t.scan_max_size_cv)
+    )
+    credential = (
+        inbound
+        & c("port").isin(*t.cred_ports)
+        & (c("accepted_flows") > 0)
+        & (
+            (c("accepted_flows") >= t.cred_min_flows)
+            | (c("accepted_bytes") >= t.cred_min_bytes)
+            | (duration >= t.cred_min_seconds)
+        )
+    )
+    beaconing = (
+        outbound
+        & (c("beacon_intervals") >= t.beacon_min_flows - 1)
+        & (c("bytes") / c("flows") <= t.beacon_max_mean_bytes)
+        & (c("beacon_dispersion") <= t.beacon_max_dispersion)
+    )
+    exfil = (
+        outbound
+        & (c("peak_hour_bytes_out") >= t.exfil_min_bytes)
+        & (c("peak_hour_bytes_out") >= F.lit(t.exfil_factor) * F.greatest(c("baseline_hour_bytes_out"), F.lit(1)))
+    )
+    flagged = s.select(
+        "*",
+        F.coalesce(scanning, F.lit(False)).alias("scanning"),
+        F.coalesce(credential, F.lit(False)).alias("credential_access"),
+        F.coalesce(beaconing, F.lit(False)).alias("beaconing"),
+        F.coalesce(exfil, F.lit(False)).alias("exfiltration"),
+        duration.alias("duration_s"),
+    )
+    names = ("scanning", "credential_access", "beaconing", "exfiltration")
+    flags = F.concat_ws(",", *[F.when(c(n), F.lit(n)) for n in names])
+    fmt = F.format_string
+    evidence = F.concat_ws(
+        "; ",
+        F.when(
+            c("scanning"),
+            fmt(
+                "probed %d of our addresses on port %d, %.1f packets/record, sizes vary %.0f%%",
+                c("local_addresses"),
+                c("port"),
+                c("packets_per_record"),
+                F.coalesce(c("size_cv"), F.lit(0.0)) * 100,
+            ),
+        ),
+        F.when(
+            c("credential_access"),
+            fmt(
+                "%d accepted connection(s) to port %d, %s bytes accepted over %d s",
+                c("accepted_flows"),
+                c("port"),
+                F.format_number(c("accepted_bytes"), 0),
+                c("duration_s"),
+            ),
+        ),
+        F.when(
+            c("beaconing"),
+            fmt(
+                "%s called every %.0f s (%d intervals, dispersion %.2f), %.0f bytes/flow",
+                c("beacon_local"),
+                c("beacon_median_interval_s").cast("double"),
+                c("beacon_intervals"),
+                c("beacon_dispersion"),
+                c("bytes") / c("flows"),
+            ),
+        ),
+        F.when(
+            c("exfiltration"),
+            fmt(
+                "sent %s bytes in the hour of %s UTC, %s times its baseline of %s bytes/hour",
+                F.format_number(c("peak_hour_bytes_out"), 0),
+                F.date_format("peak_hour", "yyyy-MM-dd HH:mm"),
+                F.format_number(c("peak_hour_bytes_out") / F.greatest(c("baseline_hour_bytes_out"), F.lit(1)), 0),
+                F.format_number(c("baseline_hour_bytes_out"), 0),
+            ),
+        ),
+    )
+    return flagged.withColumn("flags", flags).withColumn("evidence", evidence)
+
+
+def hunt_top(h: DataFrame, n: int = 20) -> DataFrame:
+    """What the report keeps: every flagged row and the n peer/ports with the most bytes."""
+    top_keys = h.orderBy(F.col("bytes").desc(), *HUNT_KEY).limit(n).select(*HUNT_KEY).withColumn("_top", F.lit(True))
+    out = h.join(F.broadcast(top_keys), list(HUNT_KEY), "left").where(
+        (F.col("flags") != "") | F.col("_top").isNotNull()
+    )
+    return out.drop("_top").orderBy((F.col("flags") == "").asc(), F.col("bytes").desc(), *HUNT_KEY)

@@ -1,0 +1,357 @@
+"""The report jobs: flows + ip_classes of a date range -> <lake>/reports/<report>/<section> (Delta) and,
+on request, CSV / XLSX / one offline HTML file.
+
+Reports (rules in :mod:`flowspark.core.reports`):
+
+    north_south  split (every flow by direction and action), over_time (per hour), top_peers (the top N
+                 Internet peers of ACCEPTed north/south flows by flows and by bytes, AWS prefixes left out)
+    runts        by_action, by_port, by_source_network, top_scanners (single-record flows)
+    talkers      top_sources, top_destinations; with a NAT (--nat eni-... or an address):
+                 nat_services (cost and gateway-endpoint saving per AWS service/region), nat_sources
+    hunt         peers: every flagged peer/port (scanning, credential_access, beaconing, exfiltration)
+                 and the top N peer/ports by bytes, with the evidence columns
+
+Every section row carries the range it covers (date_from, date_to; null = open) and computed_at; a
+rerun of the same range replaces that range's rows only. Only aggregated, bounded rows (top N, a few
+per direction/action/hour) are brought to the driver, for the files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from flowspark.core import reports as R
+from flowspark.core.dates import in_dates
+from flowspark.core.ipranges import classified_flows
+from flowspark.edges import render, tables
+from flowspark.edges.config import Config, ReportsConfig
+from flowspark.pipelines.common import utc_now
+
+log = logging.getLogger("flowspark")
+
+REPORTS = ("north_south", "runts", "talkers", "hunt")
+FORMATS = ("csv", "xlsx", "html")
+# Rows of one section written to a file at most (the Delta table has them all); every section but
+# hunt's is bounded by --top or by the number of directions/actions/hours already.
+MAX_FILE_ROWS = 10_000
+
+
+def report_names(name: str) -> list[str]:
+    """'all' or one report name (hyphens allowed: north-south) -> report names; ValueError if unknown."""
+    key = name.replace("-", "_")
+    if key == "all":
+        return list(REPORTS)
+    if key not in REPORTS:
+        raise ValueError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)} or all")
+    return [key]
+
+
+def thresholds(rc: ReportsConfig) -> tuple[R.NtpFilter, R.HuntThresholds, R.NatPrice]:
+    """The core parameters from [reports]."""
+    ntp = R.NtpFilter(rc.ntp_filter, rc.ntp_protocol, rc.ntp_port, rc.ntp_packets, rc.ntp_bytes)
+    hunt = R.HuntThresholds(
+        **{f: getattr(rc, f) for f in R.HuntThresholds.__dataclass_fields__}  # same names in both
+    )
+    price = R.NatPrice(
+        rc.nat_price_per_gb, rc.nat_price_region, rc.nat_price_read_on, rc.bytes_per_gb, rc.endpoint_services
+    )
+    return ntp, hunt, price
+
+
+@dataclass
+class ReportOptions:
+    top_n: int = 20
+    ip: Optional[str] = None
+    nat: Optional[str] = None  # eni-... or an address
+    nat_region: Optional[str] = None
+
+
+@dataclass
+class ReportSummary:
+    lake: str
+    reports: list[str]
+    date_from: Optional[dt.date] = None
+    date_to: Optional[dt.date] = None
+    rows: dict[str, int] = field(default_factory=dict)  # "<report>/<section>" -> rows written
+    seconds: dict[str, float] = field(default_factory=dict)  # report -> seconds
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    total_seconds: float = 0.0
+
+    def range_text(self) -> str:
+        if not self.date_from and not self.date_to:
+            return "all dates"
+        return f"from {self.date_from or 'the first day'} to {self.date_to or 'the last day'}"
+
+    def text(self) -> str:
+        lines = [f"report {', '.join(self.reports)} ({self.range_text()})", f"  lake           {self.lake}"]
+        for name in self.reports:
+            parts = [f"{k.split('/', 1)[1]} {v:,}" for k, v in self.rows.items() if k.startswith(name + "/")]
+            lines.append(f"  {name:<14} {', '.join(parts)} rows ({self.seconds.get(name, 0.0):.1f} s)")
+        lines += [f"  note           {n}" for n in self.notes]
+        lines += [f"  file           {f}" for f in self.files]
+        lines.append(f"  seconds        {self.total_seconds:.1f}")
+        return "\n".join(lines)
+
+
+# The flow columns the reports read (classified_flows adds the address classes).
+FLOW_COLUMNS = (
+    "interface_id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "action",
+    "records",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "pkt_srcaddr",
+    "pkt_dstaddr",
+    "event_date",
+)
+
+
+def _sections(
+    name: str,
+    cf: DataFrame,
+    flows: DataFrame,
+    ip_classes: DataFrame,
+    cfg: Config,
+    opts: ReportOptions,
+    notes: list[str],
+    keep: list[DataFrame],
+) -> dict[str, DataFrame]:
+    rc = cfg.reports
+    ntp, hunt, price = thresholds(rc)
+    n = opts.top_n
+    if name == "north_south":
+        ns = R.north_south(cf, ntp)
+        return {
+            "split": R.traffic_split(cf, ntp),
+            "over_time": R.traffic_over_time(cf),
+            "top_peers": R.top_peers(ns, n, rc.exclude_aws_peers),
+        }
+    if name == "runts":
+        return {
+            "by_action": R.runts_by_action(flows),
+            "by_port": R.runts_by_port(flows, n),
+            "by_source_network": R.runts_by_source_network(cf, n),
+            "top_scanners": R.top_scanners(cf, n),
+        }
+    if name == "talkers":
+        out = {
+            "top_sources": R.top_talkers(flows, "srcaddr", n),
+            "top_destinations": R.top_talkers(flows, "dstaddr", n),
+        }
+        nat = opts.nat or rc.nat
+        if nat:
+            eni = nat if nat.startswith("eni-") else None
+            # the NAT's flows only, classified with their pkt- addresses too (where the packets really went)
+            mine = (
+                flows.where(F.col("interface_id") == eni)
+                if eni
+                else flows.where((F.col("srcaddr") == nat) | (F.col("dstaddr") == nat))
+            )
+            pkt = "pkt_srcaddr" in flows.columns
+            sel = R.through(classified_flows(mine, ip_classes, pkt=pkt), interface_id=eni, address=None if eni else nat)
+            # two sections read it, and classifying its pkt- addresses joins ip_classes twice more: once
+            sel = sel.persist(StorageLevel.MEMORY_AND_DISK)
+            keep.append(sel)
+            out["nat_services"] = R.nat_services(sel, price, opts.nat_region or rc.nat_region or None)
+            out["nat_sources"] = R.nat_sources(sel, n)
+            notes.append(
+                f"NAT cost of {nat}: ${price.per_gb}/GB ({price.region} price read {price.read_on}, "
+                f"{rc.nat_price_source}), 1 GB = {price.bytes_per_gb:,} bytes"
+            )
+        else:
+            notes.append("no NAT cost: give --nat eni-... (or the NAT's address), or [reports] nat in the config")
+        return out
+    if name == "hunt":
+        # hunt_top reads the summary twice (the top keys, then the rows): compute it once
+        h = R.hunt(R.hunt_flows(cf, ntp, opts.ip, rc.exclude_aws_peers), hunt).persist(StorageLevel.MEMORY_AND_DISK)
+        keep.append(h)
+        return {"peers": h if opts.ip else R.hunt_top(h, n)}
+    raise ValueError(f"unknown report {name!r}")
+
+
+def _stamp(df: DataFrame, date_from: Optional[dt.date], date_to: Optional[dt.date], at: dt.datetime) -> DataFrame:
+    return df.select(
+        F.lit(date_from).cast("date").alias("date_from"),
+        F.lit(date_to).cast("date").alias("date_to"),
+        F.lit(at).alias("computed_at"),
+        *df.columns,
+    )
+
+
+def read_section(
+    spark: SparkSession, lake: str, report: str, section: str, date_from: Optional[dt.date], date_to: Optional[dt.date]
+) -> DataFrame:
+    """One section of a written report for exactly this range (without the range columns)."""
+    df = tables.read(spark, lake, tables.report_table(report, section))
+    for col, day in (("date_from", date_from), ("date_to", date_to)):
+        df = df.where(F.col(col) == F.lit(day)) if day else df.where(F.col(col).isNull())
+    return df.drop("date_from", "date_to")
+
+
+def _rows(df: DataFrame, limit: int = MAX_FILE_ROWS) -> list[dict[str, Any]]:
+    """Bounded rows to the driver (sections are aggregates; the limit is a guard)."""
+    return [r.asDict() for r in df.limit(limit).collect()]
+
+
+# Sort order of each section in files (Delta does not keep row order): "-col" is descending, "!col" puts
+# non-empty values first.
+_ORDER: dict[str, tuple[str, ...]] = {
+    "north_south/split": ("direction", "action"),
+    "north_south/over_time": ("time", "direction", "action"),
+    "north_south/top_peers": ("rank_by", "rank"),
+    "runts/by_action": ("-runts", "action"),
+    "runts/by_port": ("-runts", "protocol", "dstport"),
+    "runts/by_source_network": ("-runts", "source_network"),
+    "runts/top_scanners": ("-runts", "srcaddr"),
+    "talkers/top_sources": ("rank",),
+    "talkers/top_destinations": ("rank",),
+    "talkers/nat_services": ("-bytes", "aws_service", "aws_region"),
+    "talkers/nat_sources": ("rank",),
+    "hunt/peers": ("!flags", "-bytes", "peer", "port"),
+}
+
+
+def _order(key: str) -> list[Any]:
+    cols: list[Any] = []
+    for c in _ORDER.get(key, ()):
+        if c.startswith("-"):
+            cols.append(F.col(c[1:]).desc())
+        elif c.startswith("!"):
+            cols.append((F.col(c[1:]) == "").asc())
+        else:
+            cols.append(F.col(c).asc())
+    return cols
+
+
+def _extras(
+    spark: SparkSession, lake: str, date_from: Optional[dt.date], date_to: Optional[dt.date]
+) -> dict[str, list[dict[str, Any]]]:
+    """The other tables the HTML report shows, when they exist: tag counts, compaction ratio, rejects
+    per day (of ingest). All small aggregates."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if tables.exists(spark, lake, tables.TAG_COUNTS):
+        tc = in_dates(tables.read(spark, lake, tables.TAG_COUNTS), date_from, date_to)
+        out["tag_counts"] = _rows(
+            tc.groupBy("tag")
+            .agg(F.sum("records").cast("long").alias("records"), F.sum("bytes").cast("long").alias("bytes"))
+            .orderBy(F.col("records").desc(), "tag"),
+            200,
+        )
+    if tables.exists(spark, lake, tables.DEDUP_STATS):
+        ds = tables.read(spark, lake, tables.DEDUP_STATS)
+        cols = [
+            c
+            for c in ("computed_at", "date_from", "date_to", "window", "input_records", "output_rows", "ratio")
+            if c in ds.columns
+        ]
+        out["dedup_stats"] = _rows(ds.orderBy(F.col("computed_at").desc()).select(*cols), 20)
+    if tables.exists(spark, lake, tables.FLOW_REJECTS) and tables.exists(spark, lake, tables.INGESTED_FILES):
+        rej = tables.read(spark, lake, tables.FLOW_REJECTS)
+        led = tables.read(spark, lake, tables.INGESTED_FILES).select("source_file", "ingest_id", "ingested_at")
+        per_day = (
+            rej.join(led, ["source_file", "ingest_id"], "left")
+            .groupBy(F.to_date("ingested_at").alias("day"))
+            .agg(F.count(F.lit(1)).alias("rejects"))
+            .orderBy("day")
+        )
+        out["rejects_per_day"] = _rows(per_day, 400)
+    return out
+
+
+def run_report(
+    spark: SparkSession,
+    cfg: Config,
+    lake: str,
+    name: str = "all",
+    date_from: Optional[dt.date] = None,
+    date_to: Optional[dt.date] = None,
+    options: Optional[ReportOptions] = None,
+    formats: tuple[str, ...] = (),
+    out_dir: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> ReportSummary:
+    """Compute the report(s) `name` ('all' or one of REPORTS) over flows of [date_from, date_to], replace
+    that range in <lake>/reports/<report>/<section>, and write the requested files into out_dir."""
+    t0 = time.time()
+    names = report_names(name)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown --format {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+    if formats and not out_dir:
+        raise ValueError("--format needs --out DIR (the folder the files go to)")
+    opts = options or ReportOptions(top_n=cfg.reports.top_n)
+    if opts.top_n < 1:
+        raise ValueError("--top must be at least 1")
+    summary = ReportSummary(lake=lake, reports=names, date_from=date_from, date_to=date_to)
+    flows = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
+    if not tables.exists(spark, lake, tables.IP_CLASSES):
+        raise FileNotFoundError(f"no {tables.IP_CLASSES} table in {lake}: run 'flowspark classify' first")
+    flows = flows.select(*[c for c in FLOW_COLUMNS if c in flows.columns])
+    ip_classes = tables.read(spark, lake, tables.IP_CLASSES)
+    # Every report reads the classified flows (two joins with ip_classes, sort-merge joins once ip_classes
+    # outgrows a broadcast): computed once, kept on disk for the run.
+    cf = classified_flows(flows, ip_classes).persist(StorageLevel.DISK_ONLY)
+    keep: list[DataFrame] = [cf]
+    at = utc_now()
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        for report in names:
+            t = time.time()
+            sections = _sections(report, cf, flows, ip_classes, cfg, opts, summary.notes, keep)
+            results[report] = {}
+            for section, df in sections.items():
+                table = tables.report_table(report, section)
+                tables.replace_report(_stamp(df, date_from, date_to, at), lake, table, date_from, date_to)
+                written = read_section(spark, lake, report, section, date_from, date_to)
+                order = _order(f"{report}/{section}")
+                rows = _rows(written.orderBy(*order) if order else written)
+                results[report][section] = rows
+                summary.rows[f"{report}/{section}"] = int(
+                    tables.last_operation_metrics(spark, lake, table).get("numOutputRows", len(rows))
+                )
+            summary.seconds[report] = time.time() - t
+            if progress:
+                progress(f"report {report}: {time.time() - t:.1f} s")
+    finally:
+        for df in keep:
+            df.unpersist()
+    if formats and out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = name.replace("-", "_")
+        meta = {
+            "lake": lake,
+            "range": summary.range_text(),
+            "computed_at": at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "notes": summary.notes,
+            "top_n": opts.top_n,
+            "nat_price": thresholds(cfg.reports)[2],
+            "price_source": cfg.reports.nat_price_source,
+        }
+        if "csv" in formats:
+            summary.files += [str(p) for p in render.write_csv(out, results)]
+        if "xlsx" in formats:
+            summary.files.append(str(render.write_xlsx(out / f"flowspark_{stem}.xlsx", results)))
+        if "html" in formats:
+            extras = _extras(spark, lake, date_from, date_to)
+            summary.files.append(str(render.write_html(out / f"flowspark_{stem}.html", results, extras, meta)))
+    summary.total_seconds = time.time() - t0
+    return summary

@@ -1,0 +1,145 @@
+"""The daily run: every step in one Spark session, each step's summary and time as it ends.
+
+    ingest -> dedup -> tag -> [ip-ranges] -> classify -> reports
+
+The steps are the separate jobs (the same functions the single commands call), so they keep their own
+reconciliation and exactly-once rules; the run only wires them: one session for all (no second JVM, no
+second start-up), and dedup, tag, classify and the reports work on the dates this run's ingest touched,
+not on the whole lake. A step that has nothing to do says so and the run goes on; a step that fails
+stops the run (the steps after it would work on incomplete data), and a rerun resumes safely because
+every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pyspark.sql import SparkSession
+
+from flowspark.edges import tables
+from flowspark.edges.config import Config
+from flowspark.pipelines.classify import run_classify
+from flowspark.pipelines.dedup import run_dedup
+from flowspark.pipelines.ingest import run_ingest
+from flowspark.pipelines.ipranges import load_ip_ranges
+from flowspark.pipelines.report import run_report
+from flowspark.pipelines.tag import run_tag_lake
+
+STEPS = ("ingest", "dedup", "tag", "classify", "reports")
+DEFAULT_STEPS = STEPS
+
+
+def parse_steps(text: str) -> list[str]:
+    """'ingest,dedup' -> ['ingest', 'dedup'] in pipeline order; ValueError naming an unknown step."""
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STEPS]
+    if unknown or not wanted:
+        raise ValueError(f"--steps: unknown step(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(STEPS)}")
+    return [s for s in STEPS if s in wanted]
+
+
+def date_spans(dates: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive days as (first, last) spans: [1, 2, 3, 5] -> [(1, 3), (5, 5)]."""
+    spans: list[tuple[dt.date, dt.date]] = []
+    for d in sorted(set(dates)):
+        if spans and d - spans[-1][1] == dt.timedelta(days=1):
+            spans[-1] = (spans[-1][0], d)
+        else:
+            spans.append((d, d))
+    return spans
+
+
+@dataclass
+class RunSummary:
+    lake: str
+    steps: list[str]
+    spans: list[tuple[Optional[dt.date], Optional[dt.date]]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    report_files: list[str] = field(default_factory=list)
+    total_seconds: float = 0.0
+
+    def text(self) -> str:
+        days = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in self.spans if a) or "all dates"
+        lines = ["run", f"  lake           {self.lake}", f"  days           {days}"]
+        lines += [f"  {step:<14} {self.seconds[step]:.1f} s" for step in self.steps if step in self.seconds]
+        lines += [f"  note           {n}" for n in self.notes]
+        lines += [f"  report         {f}" for f in self.report_files]
+        lines.append(f"  seconds        {self.total_seconds:.1f}")
+        return "\n".join(lines)
+
+
+def run_daily(
+    spark: SparkSession,
+    cfg: Config,
+    lake: str,
+    source: Optional[str] = None,
+    date_from: Optional[dt.date] = None,
+    date_to: Optional[dt.date] = None,
+    steps: Sequence[str] = DEFAULT_STEPS,
+    window: Optional[str] = None,
+    ip_ranges: Optional[str] = None,
+    report_formats: tuple[str, ...] = (),
+    report_dir: Optional[str] = None,
+    progress: Callable[[str], None] = print,
+) -> RunSummary:
+    """Run `steps` in order in this session; `progress` gets each step's summary as it ends."""
+    t0 = time.time()
+    summary = RunSummary(lake=lake, steps=list(steps))
+    spans: list[tuple[Optional[dt.date], Optional[dt.date]]] = [(date_from, date_to)]
+
+    def step(name: str, work: Callable[[], str]) -> None:
+        start = time.time()
+        text = work()
+        summary.seconds[name] = time.time() - start
+        progress(f"== {name} ({summary.seconds[name]:.1f} s)\n{text}\n")
+
+    if "ingest" in steps:
+        if not source:
+            raise ValueError("the ingest step needs --source (or leave ingest out of --steps)")
+
+        def ingest() -> str:
+            nonlocal spans
+            s = run_ingest(spark, cfg, source, lake, date_from, date_to)
+            touched = [dt.date.fromisoformat(d) for d in s.dates]
+            # Later steps work on the days this ingest wrote; with nothing new, on the range asked for.
+            if touched:
+                spans = list(date_spans(touched))
+            return s.text()
+
+        step("ingest", ingest)
+    summary.spans = spans
+
+    if "dedup" in steps:
+        step("dedup", lambda: "\n".join(run_dedup(spark, cfg, lake, a, b, window).text() for a, b in spans))
+    if "tag" in steps:
+        step("tag", lambda: "\n".join(run_tag_lake(spark, lake, None, a, b).text() for a, b in spans))
+    if "classify" in steps:
+
+        def classify() -> str:
+            out = []
+            if ip_ranges:
+                out.append(load_ip_ranges(spark, ip_ranges, lake).text())
+            if not tables.exists(spark, lake, tables.AWS_IP_RANGES):
+                summary.notes.append("classify skipped: no aws_ip_ranges in the lake (pass --ip-ranges)")
+                return "classify: nothing to do: no aws_ip_ranges in the lake (pass --ip-ranges FILE|URL)"
+            out += [run_classify(spark, lake, a, b).text() for a, b in spans]
+            return "\n".join(out)
+
+        step("classify", classify)
+    if "reports" in steps:
+
+        def reports() -> str:
+            lo = min((a for a, _ in spans if a), default=None)
+            hi = max((b for _, b in spans if b), default=None)
+            r = run_report(spark, cfg, lake, "all", lo, hi, formats=report_formats, out_dir=report_dir)
+            summary.report_files = list(r.files)
+            return r.text()
+
+        step("reports", reports)
+    summary.total_seconds = time.time() - t0
+    return summary

@@ -1,0 +1,566 @@
+"""Reports on hand-made flows with known answers: north/south with the NTP filter and AWS peers left out,
+runts and their shares, a scan, a beacon with jitter, an exfiltration burst, credential access, NAT-to-S3
+cost with its arithmetic written out; the job writes Delta per range, CSV, XLSX and an offline HTML file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.sql import functions as F
+
+from flowspark.core import reports as R
+from flowspark.core.ipranges import classified_flows
+from flowspark.edges import tables
+from flowspark.edges.config import ConfigError, ReportsConfig
+from flowspark.pipelines.report import ReportOptions, run_report
+
+T0 = dt.datetime(2024, 6, 1, 8, 0, 0)
+FLOW_DDL = (
+    "window_start timestamp, account_id string, interface_id string, srcaddr string, dstaddr string, srcport int, "
+    "dstport int, protocol int, action string, records bigint, packets bigint, bytes bigint, start timestamp, "
+    "`end` timestamp, tcp_flags int, pkt_srcaddr string, pkt_dstaddr string, event_date date"
+)
+CLASSES_DDL = "ip string, address_class string, aws_service string, aws_region string"
+
+# Public addresses that are nobody's documentation range; the AWS ones are given AWS classes below.
+SCANNER, CLIENT, C2, DROP, ADMIN, DNS = (
+    "45.33.32.156",
+    "93.184.216.34",
+    "185.220.101.5",
+    "151.101.1.69",
+    "81.2.69.160",
+    "8.8.8.8",
+)
+S3_EAST, S3_WEST, DDB_EAST, EC2_PEER = "52.216.1.1", "52.218.1.1", "54.239.1.1", "3.5.140.9"
+AWS = [
+    (S3_EAST, "public", "S3", "us-east-1"),
+    (S3_WEST, "public", "S3", "us-west-2"),
+    (DDB_EAST, "public", "DYNAMODB", "us-east-1"),
+    (EC2_PEER, "public", "EC2", "us-east-1"),
+]
+
+
+def flow(
+    src,
+    dst,
+    sport,
+    dport,
+    *,
+    proto=6,
+    action="ACCEPT",
+    records=1,
+    packets=1,
+    nbytes=40,
+    start=T0,
+    secs=0,
+    eni="eni-a",
+    pkt_dst=None,
+):
+    end = start + dt.timedelta(seconds=secs)
+    window = start.replace(minute=0, second=0, microsecond=0)
+    return (
+        window,
+        "111",
+        eni,
+        src,
+        dst,
+        sport,
+        dport,
+        proto,
+        action,
+        records,
+        packets,
+        nbytes,
+        start,
+        end,
+        None,
+        None,
+        pkt_dst,
+        start.date(),
+    )
+
+
+def frame(spark, rows):
+    return spark.createDataFrame(rows, FLOW_DDL)
+
+
+def classes(spark, rows=AWS):
+    return spark.createDataFrame(rows, CLASSES_DDL)
+
+
+def cf_of(spark, rows):
+    return classified_flows(frame(spark, rows), classes(spark), pkt=True)
+
+
+# ---------------------------------------------------------------- north/south
+
+
+def test_north_south_keeps_accepted_one_public_side_without_ntp_and_ranks_peers(spark):
+    rows = [
+        flow("10.0.0.5", CLIENT, 40000, 443, nbytes=5000, packets=10),  # outbound
+        flow(CLIENT, "10.0.0.5", 443, 40000, nbytes=90000, packets=70),  # its response: inbound
+        flow(ADMIN, "10.0.0.7", 50000, 22, nbytes=3000, packets=20),  # inbound
+        flow(ADMIN, "10.0.0.8", 50001, 22, nbytes=100, packets=2, action="REJECT"),  # REJECT: not north/south
+        flow("10.0.0.5", "10.0.0.6", 40000, 5432, nbytes=1_000_000),  # east/west
+        flow("10.0.0.5", S3_EAST, 40001, 443, nbytes=7_000_000),  # north/south, but an AWS peer
+        # NTP sync: one record (1 packet, 76 bytes) and a compacted flow of 3 such records: both filtered
+        flow("10.0.0.5", DNS, 123, 123, proto=17, nbytes=76, packets=1),
+        flow("10.0.0.6", DNS, 123, 123, proto=17, nbytes=228, packets=3, records=3),
+        # udp/123 with 2 packets is not the sync pattern: kept
+        flow("10.0.0.7", DNS, 123, 123, proto=17, nbytes=152, packets=2),
+    ]
+    cf = cf_of(spark, rows)
+    ns = R.north_south(cf)
+    got = sorted(
+        (r.peer, r.local, r.direction, r.bytes) for r in ns.select("peer", "local", "direction", "bytes").collect()
+    )
+    assert got == sorted(
+        [
+            (CLIENT, "10.0.0.5", "outbound", 5000),
+            (CLIENT, "10.0.0.5", "inbound", 90000),
+            (ADMIN, "10.0.0.7", "inbound", 3000),
+            (S3_EAST, "10.0.0.5", "outbound", 7_000_000),
+            (DNS, "10.0.0.7", "outbound", 152),
+        ]
+    )
+    # the filter is configurable: disabled, both sync flows come back
+    assert R.north_south(cf, R.NtpFilter(enabled=False)).count() == 7
+
+    top = R.top_peers(ns, n=2).select("rank_by", "rank", "peer", "flows", "bytes", "inbound_bytes", "outbound_bytes")
+    expected = spark.createDataFrame(
+        [
+            ("flows", 1, CLIENT, 2, 95000, 90000, 5000),
+            # ties on flows (1) broken by the peer's text: "8.8.8.8" < "81.2.69.160"
+            ("flows", 2, DNS, 1, 152, 0, 152),
+            ("bytes", 1, CLIENT, 2, 95000, 90000, 5000),
+            ("bytes", 2, ADMIN, 1, 3000, 3000, 0),
+        ],
+        "rank_by string, rank int, peer string, flows bigint, bytes bigint, inbound_bytes bigint, outbound_bytes bigint",
+    )
+    assert_df_equality(top, expected, ignore_row_order=True, ignore_nullable=True)
+    # with AWS peers kept, S3 tops the bytes ranking
+    top_aws = R.top_peers(ns, n=1, exclude_aws=False).where("rank_by = 'bytes'").first()
+    assert top_aws.peer == S3_EAST
+
+    split = {(r.direction, r.action): (r.flows, r.ntp_flows) for r in R.traffic_split(cf).collect()}
+    assert split == {
+        ("outbound", "ACCEPT"): (5, 2),
+        ("inbound", "ACCEPT"): (2, 0),
+        ("inbound", "REJECT"): (1, 0),
+        ("east_west", "ACCEPT"): (1, 0),
+    }
+
+
+# ---------------------------------------------------------------- runts
+
+
+def test_runts_by_action_port_network_with_shares(spark):
+    rows = [
+        flow(SCANNER, "10.0.0.1", 1000, 23, action="REJECT"),
+        flow(SCANNER, "10.0.0.2", 1001, 23, action="REJECT"),
+        flow("45.33.32.157", "10.0.0.3", 1002, 23, action="REJECT"),  # same /24 as SCANNER
+        flow("2001:db8:0:7::1", "10.0.0.1", 1003, 3389, action="ACCEPT"),
+        flow("2600:1f18:0:0:5::9", "10.0.0.1", 1004, 22, action="REJECT"),
+        flow("10.0.0.5", CLIENT, 40000, 443, records=5, packets=50, nbytes=9000),  # not a runt: 5 records
+    ]
+    flows = frame(spark, rows)
+    # all records: 5 runts + 5 = 10
+    by_action = {r.action: (r.runts, r.all_records, r.share_of_records) for r in R.runts_by_action(flows).collect()}
+    assert by_action == {"REJECT": (4, 10, 0.4), "ACCEPT": (1, 10, 0.1)}
+
+    by_port = [(r.protocol, r.dstport, r.runts, r.rejected, r.sources) for r in R.runts_by_port(flows, 2).collect()]
+    assert by_port == [(6, 23, 3, 3, 2), (6, 22, 1, 1, 1)]  # 22 before 3389 on the tie: protocol, then port
+
+    # by source network and top scanners: public sources only (classified flows)
+    cf = classified_flows(flows, classes(spark))
+    nets = {r.source_network: r.runts for r in R.runts_by_source_network(cf, 10).collect()}
+    # the oracle: Python's ipaddress, global addresses only, the network in its normal (short) form
+    want: dict[str, int] = {}
+    for r in rows[:5]:
+        ip = ipaddress.ip_address(r[3])
+        if ip.is_global:
+            net = str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
+            want[net] = want.get(net, 0) + 1
+    assert nets == want == {"45.33.32.0/24": 3, "2600:1f18::/64": 1}  # 2001:db8::/32 is documentation
+    # the network of every source (documentation and private ones too) in Python's normal form
+    for src, net in flows.select("srcaddr", R.source_network().alias("net")).collect():
+        assert net == str(ipaddress.ip_network(f"{src}/{64 if ':' in src else 24}", strict=False)), src
+
+    top = R.top_scanners(cf, 1).first()
+    assert (top.srcaddr, top.runts, top.targets, top.ports, top.rejected) == (SCANNER, 2, 2, 1, 2)
+    # answers to our own queries (a public DNS server's port 53 to our ephemeral port) are not knocks
+    answers = [flow(DNS, "10.0.0.1", 53, 40000 + i, proto=17, nbytes=120) for i in range(5)]
+    cf2 = classified_flows(frame(spark, rows + answers), classes(spark))
+    assert [r.srcaddr for r in R.top_scanners(cf2, 3).collect()] == [SCANNER, "2600:1f18:0:0:5::9", "45.33.32.157"]
+
+
+# ---------------------------------------------------------------- hunt
+
+
+def _hunt_rows():
+    rows = []
+    # a scan: SCANNER probes port 23 on 20 of our addresses, one 40-byte SYN each, mostly rejected
+    for i in range(20):
+        rows.append(
+            flow(
+                SCANNER,
+                f"10.0.1.{i + 1}",
+                40000 + i,
+                23,
+                action="REJECT" if i % 5 else "ACCEPT",
+                start=T0 + dt.timedelta(seconds=i),
+            )
+        )
+    # an ordinary client of our web server: 3 connections, very different sizes: nothing to flag
+    for i, size in enumerate((500, 90_000, 4_000)):
+        rows.append(
+            flow(CLIENT, "10.0.1.5", 50000 + i, 443, packets=10, nbytes=size, start=T0 + dt.timedelta(minutes=7 * i))
+        )
+    # a beacon: 10.0.2.9 calls C2:443 every 60 s with +-15 % uniform jitter, one beacon missed, each
+    # connection a small request row and its response row starting in the same second
+    rnd = random.Random(12)
+    t = T0
+    for i in range(40):
+        t = T0 + dt.timedelta(seconds=60 * i + rnd.uniform(-9, 9))
+        if i == 17:
+            continue  # a missed beacon: one interval of ~120 s
+        t = t.replace(microsecond=0)
+        rows.append(flow("10.0.2.9", C2, 30000 + i, 443, packets=6, nbytes=1500, start=t, secs=1))
+        rows.append(flow(C2, "10.0.2.9", 443, 30000 + i, packets=5, nbytes=2500, start=t, secs=1))
+    # the same host also talks to CLIENT at Poisson times (human browsing): regular it is not
+    t = T0
+    for i in range(40):
+        t = t + dt.timedelta(seconds=int(rnd.expovariate(1 / 60)) + 1)
+        rows.append(flow("10.0.2.9", CLIENT, 20000 + i, 443, packets=6, nbytes=1500, start=t, secs=1))
+    # exfiltration: 10.0.3.3 uploads ~1 MB per hour to DROP:443 for 5 hours, then 500 MB in one hour
+    for h in range(5):
+        rows.append(
+            flow("10.0.3.3", DROP, 41000 + h, 443, packets=900, nbytes=1_000_000, start=T0 + dt.timedelta(hours=h))
+        )
+    rows.append(
+        flow(
+            "10.0.3.3",
+            DROP,
+            41010,
+            443,
+            records=30,
+            packets=400_000,
+            nbytes=500_000_000,
+            start=T0 + dt.timedelta(hours=5, minutes=3),
+            secs=1500,
+        )
+    )
+    # steady large uploads to a backup peer, 200 MB every hour: large but at its baseline, not flagged
+    for h in range(6):
+        rows.append(
+            flow(
+                "10.0.3.4", ADMIN, 42000 + h, 873, packets=150_000, nbytes=200_000_000, start=T0 + dt.timedelta(hours=h)
+            )
+        )
+    # credential access: ADMIN logs in to 10.0.4.4:22 and stays 20 minutes, 5 MB
+    rows.append(flow(ADMIN, "10.0.4.4", 51000, 22, records=20, packets=6000, nbytes=5_000_000, secs=1200))
+    # a single failed SSH attempt from another peer: not flagged
+    rows.append(flow(DNS, "10.0.4.4", 51001, 22, packets=3, nbytes=180, action="REJECT"))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def hunted(spark):
+    h = R.hunt(R.hunt_flows(cf_of(spark, _hunt_rows())))
+    return {(r.peer, r.direction, r.port): r for r in h.collect()}
+
+
+def test_hunt_flags_exactly_the_planted_patterns(hunted):
+    flagged = {k: r.flags for k, r in hunted.items() if r.flags}
+    assert flagged == {
+        (SCANNER, "inbound", 23): "scanning",
+        (C2, "outbound", 443): "beaconing",
+        (DROP, "outbound", 443): "exfiltration",
+        (ADMIN, "inbound", 22): "credential_access",
+    }
+    assert not hunted[(CLIENT, "outbound", 443)].flags  # the Poisson host
+    assert not hunted[(CLIENT, "inbound", 443)].flags  # the web client
+    assert not hunted[(ADMIN, "outbound", 873)].flags  # steady backups
+
+
+def test_hunt_evidence_of_the_scan_and_the_exfiltration(hunted):
+    scan = hunted[(SCANNER, "inbound", 23)]
+    assert (scan.local_addresses, scan.flows, scan.rejected_flows, scan.packets_per_record, scan.size_cv) == (
+        20,
+        20,
+        16,
+        1.0,
+        0.0,
+    )
+    assert "probed 20 of our addresses on port 23" in scan.evidence
+    ex = hunted[(DROP, "outbound", 443)]
+    # the peak hour is 13:00 with 500 MB; the baseline is the median of its 6 active hours = 1 MB
+    assert (ex.peak_hour, ex.peak_hour_bytes_out, ex.baseline_hour_bytes_out, ex.active_hours) == (
+        dt.datetime(2024, 6, 1, 13),
+        500_000_000,
+        1_000_000,
+        6,
+    )
+    cred = hunted[(ADMIN, "inbound", 22)]
+    assert (cred.accepted_bytes, cred.duration_s) == (5_000_000, 1200)
+
+
+def test_beacon_regularity_is_measured_robustly(hunted):
+    b = hunted[(C2, "outbound", 443)]
+    # the oracle: the request starts of the rows above, exact medians with numpy's convention
+    import numpy as np
+
+    starts = sorted(r[12] for r in _hunt_rows() if r[3] == "10.0.2.9" and r[4] == C2)
+    gaps = np.diff([s.timestamp() for s in starts])
+    med = float(np.median(gaps))
+    mad = float(np.median(np.abs(gaps - med)))
+    assert b.beacon_local == "10.0.2.9" and b.beacon_intervals == 38 == len(gaps)
+    assert abs(b.beacon_median_interval_s - med) <= 1  # percentile_approx picks a sample, numpy averages two
+    assert abs(b.beacon_dispersion - mad / med) < 0.03 and b.beacon_dispersion < 0.2
+    # the Poisson host's dispersion is far above the threshold
+    assert hunted[(CLIENT, "outbound", 443)].beacon_dispersion > 0.4
+
+
+@pytest.mark.slow
+def test_hunt_for_one_address_and_the_top_n(spark):
+    cf = cf_of(spark, _hunt_rows())
+    only = R.hunt(R.hunt_flows(cf, ip=SCANNER)).collect()
+    assert [(r.peer, r.port, r.flags) for r in only] == [(SCANNER, 23, "scanning")]
+    top = R.hunt_top(R.hunt(R.hunt_flows(cf)), n=1).collect()
+    # the 4 flagged rows first, then the top 1 by bytes (the backups, 1.2 GB)
+    assert [r.flags != "" for r in top] == [True, True, True, True, False]
+    assert (top[-1].peer, top[-1].port) == (ADMIN, 873)
+
+
+# ---------------------------------------------------------------- NAT cost
+
+
+NAT_ENI, NAT_IP, APP = "eni-nat", "10.0.0.10", "10.0.5.5"
+
+
+def _nat_rows():
+    g = 1_000_000_000
+    return [
+        # the NAT's Internet legs (on its interface): these are what it processes
+        flow(NAT_IP, S3_EAST, 40000, 443, nbytes=3 * g, eni=NAT_ENI),
+        flow(S3_EAST, NAT_IP, 443, 40000, nbytes=2 * g, eni=NAT_ENI),
+        flow(NAT_IP, DDB_EAST, 40001, 443, nbytes=1 * g, eni=NAT_ENI),
+        flow(NAT_IP, DNS, 40002, 443, nbytes=g // 2, eni=NAT_ENI),
+        flow(NAT_IP, S3_WEST, 40003, 443, nbytes=g // 5, eni=NAT_ENI),
+        # the instance legs (instance <-> NAT's address), east/west: not counted twice
+        flow(APP, NAT_IP, 50000, 443, nbytes=3 * g, eni=NAT_ENI, pkt_dst=S3_EAST),
+        flow(NAT_IP, APP, 443, 50000, nbytes=2 * g, eni=NAT_ENI),
+        flow("10.0.5.6", NAT_IP, 50001, 443, nbytes=g // 2, eni=NAT_ENI, pkt_dst=DNS),
+        # another interface's traffic is not the NAT's
+        flow("10.0.9.9", S3_EAST, 40000, 443, nbytes=9 * g, eni="eni-other"),
+    ]
+
+
+def test_nat_cost_to_s3_with_its_arithmetic(spark):
+    cf = cf_of(spark, _nat_rows())
+    sel = R.through(cf, interface_id=NAT_ENI)
+    price = R.NatPrice(per_gb=0.045, bytes_per_gb=1_000_000_000)
+    got = R.nat_services(sel, price, region="us-east-1").select(
+        "aws_service", "aws_region", "bytes", "cost_usd", "gateway_endpoint", "saving_usd"
+    )
+    # S3 us-east-1: 3 GB out + 2 GB back = 5 GB x $0.045 = $0.225, all saved by an S3 gateway endpoint
+    # DynamoDB us-east-1: 1 GB x $0.045 = $0.045, saved too
+    # Internet (8.8.8.8): 0.5 GB x $0.045 = $0.0225, no endpoint
+    # S3 us-west-2: 0.2 GB x $0.045 = $0.009, another region: a gateway endpoint cannot carry it
+    # total $0.3015, saving $0.27
+    expected = spark.createDataFrame(
+        [
+            ("S3", "us-east-1", 5_000_000_000, 0.225, True, 0.225),
+            ("DYNAMODB", "us-east-1", 1_000_000_000, 0.045, True, 0.045),
+            ("INTERNET", None, 500_000_000, 0.0225, False, 0.0),
+            ("S3", "us-west-2", 200_000_000, 0.009, False, 0.0),
+        ],
+        "aws_service string, aws_region string, bytes bigint, cost_usd double, gateway_endpoint boolean, "
+        "saving_usd double",
+    )
+    assert_approx_df_equality(got, expected, 1e-12, ignore_nullable=True, ignore_row_order=True)
+    totals = got.agg(F.sum("cost_usd"), F.sum("saving_usd")).first()
+    assert totals[0] == pytest.approx(0.3015) and totals[1] == pytest.approx(0.27)
+    # the same NAT selected by its address gives the same cost
+    by_ip = R.nat_services(R.through(cf, address=NAT_IP), price, region="us-east-1")
+    assert by_ip.agg(F.sum("cost_usd")).first()[0] == pytest.approx(0.3015)
+
+    src = {r.source: (r.bytes_to_nat, r.bytes_from_nat, r.aws_bytes) for r in R.nat_sources(sel).collect()}
+    assert src == {APP: (3_000_000_000, 2_000_000_000, 3_000_000_000), "10.0.5.6": (500_000_000, 0, 0)}
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_reports_config_validates():
+    assert ReportsConfig(exfil_factor=5).exfil_factor == 5.0
+    with pytest.raises(ConfigError, match="nat_price_per_gb must be a number"):
+        ReportsConfig(nat_price_per_gb="cheap")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="top_n must be at least 1"):
+        ReportsConfig(top_n=0)
+
+
+# ---------------------------------------------------------------- the job and its files
+
+
+@pytest.fixture(scope="module")
+def report_lake(spark, tmp_path_factory):
+    lake = str(tmp_path_factory.mktemp("report_lake"))
+    # the NAT's legs but its 8.8.8.8 one (a single 0.5 GB upload hour: exfiltration by the rules), so the
+    # planted hunt patterns are the only flags
+    nat = [r for r in _nat_rows() if DNS not in (r[3], r[4])]
+    rows = _hunt_rows() + nat + [flow("10.0.0.5", DNS, 123, 123, proto=17, nbytes=76, start=T0 + dt.timedelta(days=1))]
+    frame(spark, rows).write.format("delta").partitionBy("event_date").save(f"{lake}/flows")
+    addrs = {r[3] for r in rows} | {r[4] for r in rows}
+    known = {a[0] for a in AWS}
+    cls = AWS + [(a, "private" if a.startswith("10.") else "public", None, None) for a in sorted(addrs - known)]
+    classes(spark, cls).write.format("delta").save(f"{lake}/ip_classes")
+    return lake
+
+
+@pytest.mark.slow
+def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake, tmp_path):
+    day = dt.date(2024, 6, 1)
+    opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1")
+    s = run_report(spark, cfg, report_lake, "all", day, day, opts, ("csv", "xlsx", "html"), str(tmp_path))
+    # hunt: AWS peers left out; the 4 flagged peer/ports and the top 5 by bytes (backups 1.2 GB, the exfil,
+    # the SSH session, the beacon, the web client: 3 of them flagged) = 6 rows
+    assert s.rows["hunt/peers"] == 6 and s.rows["talkers/nat_services"] == 3
+    peers = tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at")
+    first = spark.createDataFrame(peers.collect(), peers.schema)  # a snapshot, not a lazy re-read
+    assert first.where(F.col("date_from") != day).count() == 0
+
+    def same(a, b):  # floats summed in another order may differ in the last bit
+        assert_approx_df_equality(a, b, 1e-9, ignore_row_order=True)
+
+    # the same range again replaces its rows: the table is as after one run
+    run_report(spark, cfg, report_lake, "hunt", day, day, opts)
+    same(tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at"), first)
+    # another range adds its own rows and leaves these
+    run_report(spark, cfg, report_lake, "hunt", None, None, opts)
+    again = tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at")
+    assert again.where(F.col("date_from").isNull()).count() > 0
+    same(again.where(F.col("date_from") == day), first)
+
+    files = {Path(f).name for f in s.files}
+    assert {"north_south_top_peers.csv", "hunt_peers.csv", "flowspark_all.xlsx", "flowspark_all.html"} <= files
+    from openpyxl import load_workbook
+
+    wb = load_workbook(tmp_path / "flowspark_all.xlsx", read_only=True)
+    assert "talkers.nat_services" in wb.sheetnames and "runts.by_action" in wb.sheetnames
+    sheet = list(wb["talkers.nat_services"].iter_rows(values_only=True))
+    head = list(sheet[0])
+    cost = {(r[head.index("aws_service")], r[head.index("aws_region")]): r[head.index("cost_usd")] for r in sheet[1:]}
+    assert cost[("S3", "us-east-1")] == pytest.approx(0.225)
+
+    html = (tmp_path / "flowspark_all.html").read_text(encoding="utf-8")
+    for heading in (
+        "What to look at",
+        "Traffic over time",
+        "North / south",
+        "Top Internet peers by bytes",
+        "Runts (single-record flows)",
+        "NAT cost by AWS service",
+        "Hunt: peer/port summaries",
+        "Tag counts",
+        "Compaction ratio",
+        "Rejected lines per day",
+    ):
+        assert heading in html, heading
+    assert html.count("<svg") >= 5
+    # self-contained: no script, no stylesheet or image fetched from anywhere
+    assert "<script" not in html and "<link" not in html and 'src="http' not in html and "url(http" not in html
+    # the cost: S3 us-east-1 $0.225 + DynamoDB $0.045 + S3 us-west-2 $0.009 = $0.279, saving $0.27
+    assert "beaconing" in html and C2 in html and "$0.28" in html and "$0.27" in html
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium for the screenshot")
+def test_html_report_renders_in_headless_chromium(spark, cfg, report_lake, tmp_path):
+    opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1")
+    run_report(spark, cfg, report_lake, "all", None, None, opts, ("html",), str(tmp_path))
+    page = tmp_path / "flowspark_all.html"
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1280,4000",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[0] == 4000 and img.shape[1] == 1280
+    # not a blank page: a good part of the pixels are not white (text, tables, charts)
+    non_white = (img[:, :, :3].mean(axis=2) < 0.9).mean()
+    assert non_white > 0.02
+    keep = Path("/tmp/flowspark_report_test.png")
+    shutil.copy(shot, keep)
+
+
+# ---------------------------------------------------------------- generated data: the planted patterns
+
+
+@pytest.mark.slow
+def test_generated_traffic_holds_each_hunt_pattern(spark, cfg, tmp_path):
+    """The generator plants a beacon, a scan, an exfiltration burst and NAT traffic to S3 (its truth file
+    says where); the whole pipeline, then the reports, find each of them."""
+    from flowspark.generator import generate
+    from flowspark.pipelines.classify import run_classify
+    from flowspark.pipelines.dedup import run_dedup
+    from flowspark.pipelines.ingest import run_ingest
+    from flowspark.pipelines.ipranges import load_ip_ranges
+
+    raw, lake = tmp_path / "raw", str(tmp_path / "lake")
+    truth = generate(str(raw), records=60_000, accounts=1, regions=1, seed=5, workers=1)
+    assert truth["hunt_patterns"]["scan"]["targets"] >= 10  # enough ENIs for the scan threshold
+    p = truth["hunt_patterns"]
+    run_ingest(spark, cfg, str(raw), lake)
+    run_dedup(spark, cfg, lake)
+    load_ip_ranges(spark, str(Path(__file__).resolve().parents[1] / "data" / "ip-ranges-2020-04-01.json"), lake)
+    run_classify(spark, lake)
+    nat = p["nat"]["interface_id"]
+    opts = ReportOptions(top_n=5, nat=nat, nat_region=p["region"])
+    run_report(spark, cfg, lake, "all", options=opts)
+    peers = tables.read(spark, lake, "reports/hunt/peers")
+    flags = {(r.peer, r.port): r.flags for r in peers.where("flags != ''").collect()}
+    beacon, exfil, scan = p["beacon"], p["exfiltration"], p["scan"]
+    assert "beaconing" in flags[(beacon["peer"], beacon["port"])]
+    assert "exfiltration" in flags[(exfil["peer"], exfil["port"])]
+    assert "scanning" in flags[(scan["source"], scan["port"])]
+    b = peers.where(F.col("peer") == beacon["peer"]).first()
+    assert b.beacon_local == beacon["host"] and abs(b.beacon_median_interval_s - 60) <= 2
+    e = peers.where(F.col("peer") == exfil["peer"]).first()
+    assert e.peak_hour.hour == exfil["hour_utc"]
+    # NAT to S3: S3 in the flow log's region, all of it savable through a gateway endpoint
+    svc = tables.read(spark, lake, "reports/talkers/nat_services").where("aws_service = 'S3'").collect()
+    assert svc and all(r.aws_region == "us-east-1" and r.gateway_endpoint and r.saving_usd > 0 for r in svc)
+    src = tables.read(spark, lake, "reports/talkers/nat_sources").collect()
+    assert p["nat"]["host"] in {r.source for r in src}
+
+
+def test_cli_report_errors_before_spark(capsys):
+    from flowspark.cli import main
+
+    assert main(["report", "bogus", "--lake", "/nowhere"]) == 2
+    assert "unknown report 'bogus'" in capsys.readouterr().err
+    assert main(["report", "all", "--lake", "/nowhere", "--format", "html"]) == 2
+    assert "--format needs --out DIR" in capsys.readouterr().err
+    assert main(["report", "hunt", "--lake", "/nowhere", "--format", "pdf", "--out", "/tmp/x"]) == 2
+    assert "unknown --format pdf" in capsys.readouterr().err
