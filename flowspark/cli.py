@@ -156,8 +156,16 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         from flowspark.pipelines.dedup import check_window
 
         check_window(args.window)
-    spark = spark_for(cfg)
+    from flowspark.pipelines.report import FORMATS, ReportOptions
+
     formats = tuple(f.strip() for f in args.report_format.split(",") if f.strip()) if args.report_format else ()
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ConfigError(f"unknown --report-format {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+    if formats and not args.out:
+        raise ConfigError("--report-format needs --out DIR (the folder the files go to)")
+    options = ReportOptions(top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region)
+    spark = spark_for(cfg)
     summary = run_daily(
         spark,
         cfg,
@@ -170,6 +178,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         args.ip_ranges,
         formats,
         args.out,
+        options,
         progress=lambda text: print(text, flush=True),
     )
     print(summary.text())
@@ -204,6 +213,8 @@ def _run_parser(sub: Any) -> None:
         "--report-format", metavar="csv,xlsx,html", help="also write the reports as these files into --out"
     )
     p.add_argument("--out", metavar="DIR", help="folder for the report files (with --report-format)")
+    p.add_argument("--nat", metavar="ENI|IP", help="the NAT gateway interface (eni-...) or address for the NAT cost")
+    p.add_argument("--nat-region", metavar="REGION", help="the NAT gateway's region (for the endpoint saving)")
     add_common(p)
     p.set_defaults(handler=cmd_run)
 

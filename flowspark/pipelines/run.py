@@ -26,7 +26,7 @@ from flowspark.pipelines.classify import run_classify
 from flowspark.pipelines.dedup import run_dedup
 from flowspark.pipelines.ingest import run_ingest
 from flowspark.pipelines.ipranges import load_ip_ranges
-from flowspark.pipelines.report import run_report
+from flowspark.pipelines.report import ReportOptions, run_report
 from flowspark.pipelines.tag import run_tag_lake
 
 STEPS = ("ingest", "dedup", "tag", "classify", "reports")
@@ -85,6 +85,7 @@ def run_daily(
     ip_ranges: Optional[str] = None,
     report_formats: tuple[str, ...] = (),
     report_dir: Optional[str] = None,
+    report_options: Optional[ReportOptions] = None,
     progress: Callable[[str], None] = print,
 ) -> RunSummary:
     """Run `steps` in order in this session; `progress` gets each step's summary as it ends."""
@@ -136,7 +137,9 @@ def run_daily(
         def reports() -> str:
             lo = min((a for a, _ in spans if a), default=None)
             hi = max((b for _, b in spans if b), default=None)
-            r = run_report(spark, cfg, lake, "all", lo, hi, formats=report_formats, out_dir=report_dir)
+            r = run_report(
+                spark, cfg, lake, "all", lo, hi, options=report_options, formats=report_formats, out_dir=report_dir
+            )
             summary.report_files = list(r.files)
             return r.text()
 
