@@ -37,6 +37,7 @@ from flowspark.core.schema import (
     SOURCE_FILE,
     SOURCE_LINE,
     Field,
+    is_data_status,
     record_schema,
 )
 
@@ -570,7 +571,7 @@ class LineRules:
         """(reason or None, {token position: number}) for a record line."""
         if len(tokens) != self.n_fields:
             return self.field_count.check(tokens), {}
-        data_row = self.i_status is None or tokens[self.i_status] in ("-", DATA_STATUS)
+        data_row = is_data_status(tokens[self.i_status] if self.i_status is not None else None)
         values: dict[int, int] = {}
         reasons = []
         for check in self.checks:

@@ -158,6 +158,11 @@ LOG_STATUSES = ("OK", "NODATA", "SKIPDATA")
 DATA_STATUS = "OK"  # NODATA and SKIPDATA rows say that nothing was recorded: they are not traffic
 
 
+def is_data_status(raw: str | None) -> bool:
+    """The same rule in plain Python, on a log-status token as written ('-' or absent: a data record)."""
+    return raw is None or raw in ("-", DATA_STATUS)
+
+
 def is_data_record(columns: Collection[str] | None = None) -> Column:
     """True for a record that describes traffic: log-status OK, or no log-status (a '-' or a format
     without the field). Pass a frame's columns to allow frames that have no log_status column."""

@@ -53,7 +53,7 @@ from pyspark.sql import functions as F
 
 from flowspark.core import protocols
 from flowspark.core.lines import LineRules, detect_format, split_tokens
-from flowspark.core.schema import DEFAULT_FORMAT, EVENT_DATE, is_data_record
+from flowspark.core.schema import DEFAULT_FORMAT, EVENT_DATE, is_data_record, is_data_status
 
 UNTAGGED = "Untagged"
 MEASURES = ("records", "flows", "bytes")
@@ -361,7 +361,7 @@ def scan_lines(
                 scan.malformed_lines.append(Issue(name, lineno, reason))
             continue
         scan.records += 1
-        if rules.i_status is not None and tokens[rules.i_status] not in ("-", "OK"):
+        if not is_data_status(tokens[rules.i_status] if rules.i_status is not None else None):
             scan.nodata += 1
             continue
         port = values.get(rules.i_dstport) if rules.i_dstport is not None else None
