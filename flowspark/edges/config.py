@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from flowspark.core.dedup import DEFAULT_KEY
+from flowspark.core.reports import HuntThresholds
+
+_HUNT = HuntThresholds()  # the hunt thresholds' defaults and their reasons live in core/reports.py
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,19 +89,19 @@ class ReportsConfig:
     endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
     nat: str = ""  # default --nat target: an interface id (eni-...) or an address; "" = no NAT section
     nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint
-    scan_min_targets: int = 10
-    scan_max_packets: float = 3.0
-    scan_max_size_cv: float = 0.5
-    cred_ports: tuple[int, ...] = (22, 3389)
-    cred_min_flows: int = 20
-    cred_min_bytes: int = 1_000_000
-    cred_min_seconds: int = 600
-    beacon_min_flows: int = 10
-    beacon_max_mean_bytes: int = 20_000
-    beacon_max_dispersion: float = 0.2
-    exfil_min_bytes: int = 100_000_000
-    exfil_factor: float = 10.0
-    exfil_min_baseline_hours: int = 3
+    scan_min_targets: int = _HUNT.scan_min_targets
+    scan_max_packets: float = _HUNT.scan_max_packets
+    scan_max_size_cv: float = _HUNT.scan_max_size_cv
+    cred_ports: tuple[int, ...] = _HUNT.cred_ports
+    cred_min_flows: int = _HUNT.cred_min_flows
+    cred_min_bytes: int = _HUNT.cred_min_bytes
+    cred_min_seconds: int = _HUNT.cred_min_seconds
+    beacon_min_flows: int = _HUNT.beacon_min_flows
+    beacon_max_mean_bytes: int = _HUNT.beacon_max_mean_bytes
+    beacon_max_dispersion: float = _HUNT.beacon_max_dispersion
+    exfil_min_bytes: int = _HUNT.exfil_min_bytes
+    exfil_factor: float = _HUNT.exfil_factor
+    exfil_min_baseline_hours: int = _HUNT.exfil_min_baseline_hours
 
     def __post_init__(self) -> None:
         for f in fields(self):
