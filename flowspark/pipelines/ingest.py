@@ -266,7 +266,7 @@ class _Run:
 def _fault(point: str, spark: SparkSession | None = None) -> None:
     """Fault injection for the crash tests: FLOWSPARK_FAULT=<point> SIGKILLs this process at that named point
     (no cleanup runs: a power cut, the OOM killer). Given the session, the kill comes from a watcher thread
-    once the next Spark job has finished a task and is still running (a kill in the middle of a read)."""
+    once the next Spark job has a task reading (a kill in the middle of a read)."""
     if os.environ.get("FLOWSPARK_FAULT") != point:
         return
     if spark is None:
@@ -274,11 +274,20 @@ def _fault(point: str, spark: SparkSession | None = None) -> None:
     tracker = spark.sparkContext.statusTracker()  # type: ignore[union-attr]
 
     def watch() -> None:
+        # The reader holds each task after its first object under this fault (edges/sources.py::read_lines),
+        # so the job cannot finish: kill once a task has been reading for a second.
+        reading_since = None
         while True:
             for stage in tracker.getActiveStageIds():
                 info = tracker.getStageInfo(stage)
-                if info is not None and info.numCompletedTasks >= 1:
+                if info is None:
+                    continue
+                if info.numCompletedTasks >= 1:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if info.numActiveTasks >= 1:
+                    reading_since = reading_since or time.time()
+                    if time.time() - reading_since >= 1.0:
+                        os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(0.02)
 
     threading.Thread(target=watch, daemon=True).start()
