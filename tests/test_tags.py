@@ -1,6 +1,6 @@
 """flowspark tag, single-file mode and lookup parsing: pure Python, no SparkSession.
 
-The verified answers come from the sample folders' READMEs (../shared/samples/tagmapper-*/README.md):
+The verified answers come from the sample folders' READMEs (tests/data/samples/tagmapper-*/README.md):
 the dstport reading, protocol > 255 invalid, '-' in dstport/protocol skipped, malformed lines skipped.
 """
 
