@@ -1,6 +1,6 @@
 """Airflow DAG: the daily flowspark pipeline on an existing EMR 7 cluster, one EMR step per job.
 
-ingest -> dedup -> tag -> classify (after ip-ranges) -> reports, for the run's day (`{{ ds }}`). Every job
+ingest -> dedup -> tag -> ip-ranges -> classify -> reports (every report), for the run's day (`{{ ds }}`). Every job
 is idempotent (a day is replaced, an object is read once), so retries are safe and on.
 
 Set the Airflow Variables (or edit the defaults below):
@@ -33,6 +33,7 @@ STEPS = [
     ("tag", "tag_flows.py", ["--lake", LAKE, "--output", "/tmp/tag_counts.csv", *DAY]),
     ("ip_ranges", "load_ip_ranges.py", ["--lake", LAKE]),
     ("classify", "classify_addresses.py", ["--lake", LAKE, *DAY]),
+    ("reports", "build_reports.py", ["all", "--lake", LAKE, *DAY]),
 ]
 
 

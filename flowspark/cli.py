@@ -164,7 +164,11 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         raise ConfigError(f"unknown --report-format {', '.join(bad)}; choose from {', '.join(FORMATS)}")
     if formats and not args.out:
         raise ConfigError("--report-format needs --out DIR (the folder the files go to)")
-    options = ReportOptions(top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region)
+    options = ReportOptions(top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db)
+    if args.asn_db:
+        from flowspark.pipelines.report import check_asn_db
+
+        check_asn_db(args.asn_db)  # before Spark starts
     spark = spark_for(cfg)
     summary = run_daily(
         spark,
@@ -215,6 +219,7 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", help="folder for the report files (with --report-format)")
     p.add_argument("--nat", metavar="ENI|IP", help="the NAT gateway interface (eni-...) or address for the NAT cost")
     p.add_argument("--nat-region", metavar="REGION", help="the NAT gateway's region (for the endpoint saving)")
+    p.add_argument("--asn-db", metavar="FILE", help="offline MaxMind-format ASN database (.mmdb): label Internet peers")
     add_common(p)
     p.set_defaults(handler=cmd_run)
 
@@ -444,6 +449,61 @@ def _ipranges_parsers(sub: Any) -> None:
     p.set_defaults(handler=_cmd_classify)
 
 
+# ---------------------------------------------------------------- stats, maintain (storage)
+
+
+def cmd_stats(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines.stats import run_stats
+
+    spark = spark_for(cfg)
+    print(run_stats(spark, cfg, args.lake, args.source).text())
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines.maintain import run_maintain
+
+    if args.keep_records_days < 1:
+        raise ConfigError("--keep-records-days must be at least 1 (the newest N days of flow_records are kept)")
+    spark = spark_for(cfg)
+    print(run_maintain(spark, cfg, args.lake, args.keep_records_days, args.dry_run).text())
+    return 0
+
+
+def _storage_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "stats",
+        help="rows, files and bytes of every table per day, from the Delta logs (with --source: the raw gzip too)",
+        description=(
+            "Per table of the lake and per event_date (flow_records, flows; other tables as one line): rows, "
+            "files, bytes on storage and bytes per input record (the day's flow_records rows), read from the "
+            "Delta logs' current snapshots (no data file is read). With --source, the raw objects' bytes per "
+            "delivery day and per record."
+        ),
+    )
+    p.add_argument("--source", help="folder or s3://bucket/prefix of the raw flow logs, to compare sizes with")
+    add_common(p, dates=False)
+    p.set_defaults(handler=cmd_stats)
+
+    p = sub.add_parser(
+        "maintain",
+        help="drop flow_records days older than N days once their flows exist, then OPTIMIZE and VACUUM",
+        description=(
+            "Keep the newest --keep-records-days days of flow_records (counted back from the newest day in it) "
+            "and delete the older days whose flows exist and account for every data record; refuse, one line "
+            "per day, the days without them. flows, reports, rejects and the ingest ledger stay. Then OPTIMIZE "
+            "flow_records and flows (small files of a day -> a few large ones) and VACUUM them with [storage] "
+            "vacuum_retention_hours. --dry-run says what it would do and changes nothing."
+        ),
+    )
+    p.add_argument("--keep-records-days", type=int, required=True, metavar="N", help="days of raw records to keep")
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be dropped, optimized, vacuumed; change nothing"
+    )
+    add_common(p, dates=False)
+    p.set_defaults(handler=cmd_maintain)
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -460,8 +520,10 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
     if args.top is not None and args.top < 1:
         raise ConfigError("--top must be at least 1")
     opts = report.ReportOptions(
-        top_n=args.top or cfg.reports.top_n, ip=args.ip, nat=args.nat, nat_region=args.nat_region
+        top_n=args.top or cfg.reports.top_n, ip=args.ip, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db
     )
+    if args.asn_db:
+        report.check_asn_db(args.asn_db)  # before Spark starts
     spark = spark_for(cfg)
     summary = report.run_report(spark, cfg, args.lake, args.name, args.date_from, args.date_to, opts, formats, args.out)
     print(summary.text())
@@ -493,8 +555,44 @@ def _report_parser(sub: Any) -> None:
     p.add_argument(
         "--nat-region", help="the NAT's region: only S3/DynamoDB traffic in it counts as gateway-endpoint saving"
     )
+    p.add_argument(
+        "--asn-db",
+        metavar="FILE",
+        help="offline MaxMind-format ASN database (.mmdb, e.g. GeoLite2-ASN): label every Internet peer of "
+        "north-south and hunt with its ASN and organisation; [reports] asn_exclude_orgs leaves organisations out "
+        "of the top peers. Never looked up online.",
+    )
     add_common(p)
     p.set_defaults(handler=cmd_report)
+
+
+# ---------------------------------------------------------------- interfaces
+
+
+def cmd_interfaces(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines.interfaces import parse_regions, run_interfaces
+
+    regions = parse_regions(args.regions)
+    spark = spark_for(cfg)
+    print(run_interfaces(spark, args.lake, regions).text())
+    return 0
+
+
+def _interfaces_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "interfaces",
+        help="snapshot EC2 network interfaces (what each eni- is) -> <lake>/interfaces, history kept",
+        description=(
+            "Call EC2 DescribeNetworkInterfaces in every --regions region (default: the region of the standard "
+            "AWS chain) and append one snapshot to <lake>/interfaces: interface id, type, description, instance, "
+            "NAT gateway id, VPC, subnet, private and public IPs, requester, region, snapshot time. Reports name "
+            "the resource next to an eni- id from each interface's latest snapshot. Credentials come from the "
+            "standard AWS chain; a local EC2 (moto) is reached with AWS_ENDPOINT_URL_EC2."
+        ),
+    )
+    p.add_argument("--regions", metavar="r1,r2", help="regions to snapshot (default: the session's region)")
+    add_common(p, dates=False)
+    p.set_defaults(handler=cmd_interfaces)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -520,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     _tag_parser(sub)
     _ipranges_parsers(sub)
     _report_parser(sub)
+    _storage_parsers(sub)
+    _interfaces_parser(sub)
     return parser
 
 

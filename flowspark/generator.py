@@ -274,7 +274,7 @@ class _Plan:
         self.version, self.fields = FORMATS[info["format"]]
         self.header = " ".join(self.fields)
         rng = _rng(seed, fl, 0)
-        self._make_enis(seed, rng)
+        self._make_enis(seed, rng, info.get("eni_ids"), info.get("instance_ids"))
         self.heavy_scanners = _pub_v4(rng, 48)
         self.admin_ips = _pub_v4(rng, 4)
 
@@ -299,7 +299,7 @@ class _Plan:
         self.skip_per_slot = rng.multinomial(n_skip, uni)
 
     # ---- ENIs -------------------------------------------------------------------------------
-    def _make_enis(self, seed: int, rng: np.random.Generator) -> None:
+    def _make_enis(self, seed: int, rng: np.random.Generator, given_enis=None, given_instances=None) -> None:
         n = int(rng.integers(8, 21))
         kind = np.full(n, K_APP, dtype=np.int64)
         kind[0], kind[1], kind[2], kind[3], kind[4] = K_NAT, K_LB, K_LB, K_DB, K_BASTION
@@ -344,6 +344,13 @@ class _Plan:
             "-" if k in (K_NAT, K_LB) else "i-" + _hexid(seed, "i", acct, reg, j)
             for j, k in enumerate(kind.tolist())
         ]
+        # ids an EC2 (moto in the demo) gave the interfaces/instances of interfaces(): used as they are
+        for given, ids, what in ((given_enis, eni_ids, "interface"), (given_instances, inst_ids, "instance")):
+            if given:
+                if len(given) != n:
+                    raise ValueError(f"flow log {self.fl}: {len(given)} {what} ids given for {n} interfaces")
+                ids[:] = [str(g) if g else "-" for g in given]
+        self.subnet = subnet
         self.eni_attr = {
             "version": [str(self.version)] * n,
             "account-id": [acct] * n,
@@ -756,6 +763,39 @@ def _pattern_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int) -
     return parts
 
 
+_KIND_NAMES = {K_NAT: "nat", K_LB: "load_balancer", K_DB: "database", K_BASTION: "bastion", K_APP: "app"}
+
+
+def interfaces(seed: int = 7, accounts: int = 3, regions: int = 2, log_format: str = "default") -> list[dict]:
+    """The interfaces generate() gives each flow log with these arguments (the same seed, accounts and
+    regions), for creating them in an EC2 (moto) first: per flow log its account, region, and per
+    interface (in order) its kind, subnet index, IPv4 address, IPv6 address or None. generate() takes the
+    ids the EC2 gave back as interface_ids / instance_ids {flow log index: [id per interface]}."""
+    cfg = _make_config(0, seed, "2024-06-01", 1, accounts, regions, "default", False, "text", log_format, 6)
+    out = []
+    for fl, info in enumerate(cfg["flow_logs"]):
+        plan = _Plan.__new__(_Plan)  # the interfaces only: the same random stream _Plan.__init__ starts with
+        plan.fl, plan.account, plan.region = fl, info["account"], info["region"]
+        plan.version = FORMATS[info["format"]][0]
+        plan._make_enis(seed, _rng(seed, fl, 0))
+        enis = []
+        for j in range(plan.n_eni):
+            v6 = None
+            if plan.eni_v6_hi[j]:
+                v6 = _v6_str(plan.eni_v6_hi[j : j + 1], plan.eni_v6_lo[j : j + 1])[0]
+            enis.append(
+                {
+                    "kind": _KIND_NAMES[int(plan.eni_kind[j])],
+                    "subnet": int(plan.subnet[j]),
+                    "address": str(ipaddress.IPv4Address(int(plan.eni_v4[j]))),
+                    "ipv6": v6,
+                    "generated_id": plan.eni_ids[j],
+                }
+            )
+        out.append({"flow_log": fl, "account": info["account"], "region": info["region"], "interfaces": enis})
+    return out
+
+
 def hunt_patterns(plan: _Plan) -> dict[str, Any]:
     """What _pattern_rows plants, for the truth file and the demo."""
     roles = _hunt_roles(plan)
@@ -1071,11 +1111,19 @@ def generate(
     quiet: bool = True,
     compresslevel: int = 6,
     overwrite: bool = False,
+    interface_ids: dict[int, list[str]] | None = None,
+    instance_ids: dict[int, list[str]] | None = None,
 ) -> dict:
-    """Generate the flow logs under ``out_dir`` and return (and write) the ground truth."""
+    """Generate the flow logs under ``out_dir`` and return (and write) the ground truth. interface_ids /
+    instance_ids: {flow log index: ids, one per interface of interfaces()} to use instead of made-up ones."""
     t_begin = time.time()
     cfg = _make_config(records, seed, start, days, accounts, regions, layout, hourly, output,
                        log_format, compresslevel)
+    for fl, info in enumerate(cfg["flow_logs"]):
+        if interface_ids and interface_ids.get(fl):
+            info["eni_ids"] = list(interface_ids[fl])
+        if instance_ids and instance_ids.get(fl):
+            info["instance_ids"] = list(instance_ids[fl])
     _PLAN_CACHE.clear()
     out_dir = os.path.abspath(out_dir)
     aws = os.path.join(out_dir, "AWSLogs")

@@ -5,6 +5,7 @@ These run the CLI as a separate process (a fresh JVM with the CLI's own settings
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,69 @@ def test_s3_source_without_credentials_is_one_line(tmp_path, moto_s3):
     assert len(lines) == 1 and "no AWS credentials" in lines[0], r.stderr
     assert "at org.apache" not in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "lake" / "flow_records").exists()
+
+
+# ------------------------------------------------------------------ S3 errors (moto's server enforcing IAM)
+
+
+def _iam_s3(endpoint: str) -> dict[str, dict[str, str]]:
+    """On a moto server that enforces IAM after its first 7 requests: a bucket with one object, a user allowed
+    everything and a user allowed nothing. Returns each user's credentials (as AWS_* variables)."""
+    import boto3
+
+    anyone = {"aws_access_key_id": "setup", "aws_secret_access_key": "setup", "region_name": "us-east-1"}
+    s3 = boto3.client("s3", endpoint_url=endpoint, **anyone)
+    iam = boto3.client("iam", endpoint_url=endpoint, **anyone)
+    s3.create_bucket(Bucket="logs")  # 1
+    s3.put_object(Bucket="logs", Key="AWSLogs/a.log", Body=(DOCS / "01_default_accepted_rejected.log").read_bytes())
+    users = {}
+    for name in ("admin", "nobody"):
+        iam.create_user(UserName=name)  # 3, 5
+        key = iam.create_access_key(UserName=name)["AccessKey"]  # 4, 6
+        users[name] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(policy))  # 7
+    return users
+
+
+@pytest.mark.slow
+def test_s3_errors_are_one_line_naming_the_cause(tmp_path):
+    """A missing bucket, a prefix with nothing under it, denied access: one line on stderr with the cause and
+    what to do, exit 2, no trace, no credentials, and no lake written."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto_server import moto_server
+
+    with moto_server(tmp_path / "moto", INITIAL_NO_AUTH_ACTION_COUNT="7") as endpoint:
+        users = _iam_s3(endpoint)
+        nobody = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id=users["nobody"]["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=users["nobody"]["AWS_SECRET_ACCESS_KEY"],
+        )  # fmt: skip
+        with pytest.raises(ClientError, match="AccessDenied"):  # the server enforces IAM: the test is honest
+            nobody.list_objects_v2(Bucket="logs")
+        cases = [
+            ("admin", "s3://no-such-bucket/AWSLogs/", "the S3 bucket does not exist"),
+            ("admin", "s3://logs/AWSLogs/nothing-here/", "nothing under the source"),
+            ("nobody", "s3://logs/AWSLogs/", "access denied by S3"),
+        ]
+        for user, source, cause in cases:
+            lake = tmp_path / f"lake-{user}-{len(source)}"
+            env = {**users[user], "AWS_DEFAULT_REGION": "us-east-1", "AWS_PROFILE": "", "AWS_SESSION_TOKEN": "",
+                   "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                   "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+            r = _flowspark(
+                "ingest", "--source", source, "--lake", str(lake), "--s3-endpoint", endpoint, "--master", "local[1]",
+                env=env,
+            )  # fmt: skip
+            lines = r.stderr.strip().splitlines()
+            print(f"\n{source} as {user}: exit {r.returncode}: {r.stderr.strip()}")
+            assert r.returncode == 2, (source, r.stderr)
+            assert len(lines) == 1 and lines[0].startswith("flowspark ingest: error: "), (source, r.stderr)
+            assert cause in lines[0], (source, lines[0])
+            assert source.rstrip("/") in lines[0], (source, lines[0])  # the line names what it could not list
+            assert "Traceback" not in r.stderr and "\tat " not in r.stderr and r.stdout == ""
+            for secret in (*users[user].values(), *users["admin"].values()):
+                assert secret not in r.stderr + r.stdout
+            assert not lake.exists() or not any(lake.iterdir()), (source, list(lake.rglob("*"))[:5])

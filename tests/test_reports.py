@@ -158,6 +158,93 @@ def test_north_south_keeps_accepted_one_public_side_without_ntp_and_ranks_peers(
     }
 
 
+# ---------------------------------------------------------------- ASN labels (--asn-db)
+
+V6_GOOGLE, V6_HETZNER = "2a00:1450:4001:81c::200e", "2a01:4f8:1c1c::1"
+# the tiny offline database: (network, ASN, organisation); DROP (151.101.1.69) is in none of them
+ASN_NETS = [
+    ("93.184.216.0/24", 15133, "EDGECAST"),
+    ("81.2.69.0/24", 20712, "Andrews & Arnold Ltd"),
+    ("8.8.8.0/24", 15169, "Google LLC"),
+    ("185.220.101.0/24", 208294, "Example Relays"),
+    ("2a00:1450::/32", 15169, "Google LLC"),
+    ("2a01:4f8::/32", 24940, "Hetzner Online GmbH"),
+]
+
+
+def make_mmdb(path):
+    """A MaxMind-format ASN database with ASN_NETS, IPv4 and IPv6, written by mmdb-writer."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    w = MMDBWriter(ip_version=6, database_type="GeoLite2-ASN", ipv4_compatible=True)
+    for net, num, org in ASN_NETS:
+        w.insert_network(IPSet([net]), {"autonomous_system_number": num, "autonomous_system_organization": org})
+    w.to_db_file(str(path))
+    return str(path)
+
+
+def test_asn_labels_every_peer_and_excludes_organisations(spark, tmp_path):
+    from flowspark.edges import asn
+
+    db = make_mmdb(tmp_path / "asn.mmdb")
+    rows = [
+        flow("10.0.0.5", CLIENT, 40000, 443, nbytes=5000, packets=10),
+        flow(CLIENT, "10.0.0.5", 443, 40000, nbytes=90000, packets=70),
+        flow(ADMIN, "10.0.0.7", 50000, 22, nbytes=3000, packets=20),
+        flow("10.0.0.5", DNS, 40001, 53, proto=17, nbytes=300, packets=2),
+        flow("10.0.0.5", V6_GOOGLE, 40002, 443, nbytes=8000, packets=9),
+        flow(V6_HETZNER, "10.0.0.9", 50500, 443, nbytes=1200, packets=5),
+        flow("10.0.0.5", DROP, 40003, 443, nbytes=500, packets=4),
+    ]
+    ns = R.north_south(cf_of(spark, rows))
+    labels = asn.peer_asn(ns, db)
+    # the oracle for the labels: the same file read with maxminddb here, on the driver
+    import maxminddb
+
+    with maxminddb.open_database(db) as reader:
+        want = {}
+        for peer in {r[3] for r in rows} | {r[4] for r in rows}:
+            if not peer.startswith("10."):
+                rec = reader.get(peer) or {}
+                want[peer] = (rec.get("autonomous_system_number"), rec.get("autonomous_system_organization"))
+    assert {r.peer: (r.asn, r.asn_org) for r in labels.collect()} == want
+    assert want[DROP] == (None, None) and want[V6_HETZNER] == (24940, "Hetzner Online GmbH")
+
+    cols = ("rank_by", "rank", "peer", "asn", "asn_org", "flows", "bytes")
+    top = R.top_peers(ns, 10, True, labels, ("GOOGLE LLC",)).select(*cols)  # case-insensitive: "Google LLC"
+    expected = spark.createDataFrame(
+        [
+            ("flows", 1, CLIENT, 15133, "EDGECAST", 2, 95000),
+            ("flows", 2, DROP, None, None, 1, 500),
+            ("flows", 3, V6_HETZNER, 24940, "Hetzner Online GmbH", 1, 1200),
+            ("flows", 4, ADMIN, 20712, "Andrews & Arnold Ltd", 1, 3000),
+            ("bytes", 1, CLIENT, 15133, "EDGECAST", 2, 95000),
+            ("bytes", 2, ADMIN, 20712, "Andrews & Arnold Ltd", 1, 3000),
+            ("bytes", 3, V6_HETZNER, 24940, "Hetzner Online GmbH", 1, 1200),
+            ("bytes", 4, DROP, None, None, 1, 500),
+        ],
+        "rank_by string, rank int, peer string, asn bigint, asn_org string, flows bigint, bytes bigint",
+    )
+    assert_df_equality(top, expected, ignore_row_order=True, ignore_nullable=True)
+    # without the exclusion Google's two peers are ranked too; without a database no ASN columns at all
+    assert R.top_peers(ns, 10, True, labels).where("asn = 15169").count() == 4
+    assert "asn" not in R.top_peers(ns, 10).columns
+
+
+def test_asn_db_errors_are_one_line_before_spark(tmp_path, capsys):
+    from flowspark.cli import main
+
+    assert main(["report", "all", "--lake", str(tmp_path), "--asn-db", str(tmp_path / "none.mmdb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.mmdb: no such file (give a MaxMind-format .mmdb" in err
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(b"not a database")
+    assert main(["run", "--steps", "reports", "--lake", str(tmp_path), "--asn-db", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.mmdb is not a MaxMind DB file" in err
+
+
 # ---------------------------------------------------------------- runts
 
 
@@ -436,6 +523,9 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
     peers = tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at")
     first = spark.createDataFrame(peers.collect(), peers.schema)  # a snapshot, not a lazy re-read
     assert first.where(F.col("date_from") != day).count() == 0
+    # no interfaces snapshot and no --asn-db: the sections as they were, no label columns
+    assert "resource" not in tables.read(spark, report_lake, "reports/talkers/top_sources").columns
+    assert "asn" not in tables.read(spark, report_lake, "reports/north_south/top_peers").columns
 
     def same(a, b):  # floats summed in another order may differ in the last bit
         assert_approx_df_equality(a, b, 1e-9, ignore_row_order=True)
@@ -479,6 +569,57 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
     assert "<script" not in html and "<link" not in html and 'src="http' not in html and "url(http" not in html
     # the cost: S3 us-east-1 $0.225 + DynamoDB $0.045 + S3 us-west-2 $0.009 = $0.279, saving $0.27
     assert "beaconing" in html and C2 in html and "$0.28" in html and "$0.27" in html
+
+
+@pytest.mark.slow
+def test_reports_name_the_resource_of_interfaces_and_the_asn_of_peers(spark, cfg, report_lake, tmp_path):
+    """With an interfaces snapshot in the lake (the latest per interface) and --asn-db, the NAT sections say
+    which NAT gateway and instances they are about, the talkers which resource an address is, and peers
+    carry their ASN; the HTML shows them."""
+    import datetime as _dt
+
+    from flowspark.pipelines.interfaces import SCHEMA
+
+    lake = str(tmp_path / "lake")
+    shutil.copytree(report_lake, lake)
+    old, new = _dt.datetime(2024, 5, 1), _dt.datetime(2024, 6, 2)
+    snap = [
+        # an older snapshot said another NAT gateway: the latest one wins
+        (NAT_ENI, "nat_gateway", "Interface for NAT Gateway nat-0old", None, "nat-0old", "vpc-1", "subnet-old",
+         [NAT_IP], [], "amazon", "us-east-1", old),
+        (NAT_ENI, "nat_gateway", "Interface for NAT Gateway nat-0abc", None, "nat-0abc", "vpc-1", "subnet-x",
+         [NAT_IP], ["3.3.3.3"], "amazon", "us-east-1", new),
+        ("eni-app", "interface", "Primary network interface", "i-0app", None, "vpc-1", "subnet-y",
+         [APP], [], "AIDA", "us-east-1", new),
+        ("eni-beacon", "interface", "", "i-0beacon", None, "vpc-1", "subnet-y",
+         ["10.0.2.9"], [], "AIDA", "us-east-1", new),
+    ]
+    tables.append_snapshot(spark.createDataFrame(snap, SCHEMA), lake, tables.INTERFACES)
+    db = make_mmdb(tmp_path / "asn.mmdb")
+    opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1", asn_db=db)
+    run_report(spark, cfg, lake, "all", None, None, opts, ("html",), str(tmp_path / "out"))
+
+    def section(name):
+        return tables.read(spark, lake, f"reports/{name}").drop("computed_at", "date_from", "date_to")
+
+    svc = section("talkers/nat_services")
+    assert {"nat", "nat_resource"} <= set(svc.columns)  # (mergeSchema puts new columns last in the table)
+    assert {tuple(r) for r in svc.select("nat", "nat_resource").distinct().collect()} == {
+        (NAT_ENI, "nat-0abc (NAT gateway, subnet-x)")
+    }
+    src = {r.source: r.resource for r in section("talkers/nat_sources").collect()}
+    assert src == {APP: "i-0app (instance)", "10.0.5.6": None}
+    talkers = {r.address: r.resource for r in section("talkers/top_sources").collect()}
+    assert talkers[NAT_IP] == "nat-0abc (NAT gateway, subnet-x)" and talkers[APP] == "i-0app (instance)"
+    assert talkers["10.0.3.4"] is None  # in no snapshot
+    peers = {r.peer: (r.asn, r.asn_org) for r in section("north_south/top_peers").collect()}
+    assert peers[CLIENT] == (15133, "EDGECAST") and peers[DROP] == (None, None)
+    hunt = {(r.peer, r.port): r for r in section("hunt/peers").collect()}
+    beacon = hunt[(C2, 443)]
+    assert (beacon.asn, beacon.asn_org, beacon.beacon_local_resource) == (208294, "Example Relays", "i-0beacon (instance)")
+    html = (tmp_path / "out" / "flowspark_all.html").read_text(encoding="utf-8")
+    assert "NAT cost of eni-nat (nat-0abc (NAT gateway, subnet-x))" in html
+    assert "i-0app (instance)" in html and "AS208294 Example Relays" in html and "from i-0beacon (instance)" in html
 
 
 @pytest.mark.slow

@@ -67,11 +67,26 @@ def detect_format(first_line: str, default: Sequence[str] = DEFAULT_FORMAT) -> T
     accepted. Unknown names are kept: their values land in `extra_fields`.
     """
 
-    clean = first_line.replace("\ufeff", " ").replace("\r", " ").replace("\t", " ").replace("\u00a0", " ").strip()
-    tokens = clean.split()
+    tokens = split_tokens(first_line)  # the tokens the Spark parse sees, so it knows this line as the header
     if tokens and all(re.match(_NAME, t) for t in tokens) and any(t.replace("_", "-") in BY_AWS for t in tokens):
         return TextFormat(tuple(t.replace("_", "-") for t in tokens), True)
     return TextFormat(tuple(default), False)
+
+
+def header_text(fmt: TextFormat) -> str:
+    """The header line of `fmt` as `_is_header` compares it: names joined by one space (underscores as '-')."""
+    return " ".join(fmt.names)
+
+
+def _is_header(clean: Column, fmt: TextFormat) -> Column:
+    """Line 1 is the header only when it IS this format's header (its tokens are the format's names, '_' read
+    as '-', as detect_format reads them): an object grouped with others of its flow log whose line 1 is not
+    (no header, another header, a record) has that line parsed like any other, a record or a reject."""
+    if not fmt.has_header:
+        return F.lit(False)
+    return (F.col(SOURCE_LINE) == 1) & (
+        F.translate(F.regexp_replace(clean, " +", " "), "_", "-") == F.lit(header_text(fmt))
+    )
 
 
 def _clean(line: Column) -> Column:
@@ -476,7 +491,7 @@ def parse_text(fmt: TextFormat) -> Callable[[DataFrame], DataFrame]:
         clean = F.when(dirty, _clean(line)).otherwise(F.trim(line))
         kind = (
             F.when(problem.isNotNull(), F.lit(BROKEN))
-            .when(F.lit(fmt.has_header) & (F.col(SOURCE_LINE) == 1), F.lit(HEADER))
+            .when(_is_header(clean, fmt), F.lit(HEADER))
             .when(clean == "", F.lit(BLANK))
             .otherwise(F.lit(RECORD))
         )

@@ -201,9 +201,17 @@ def _ranked(df: DataFrame, measure: str, n: int, tie: str) -> DataFrame:
     return top.select(F.lit(measure).alias("rank_by"), F.row_number().over(w).alias("rank"), *df.columns)
 
 
-def top_peers(ns: DataFrame, n: int = 20, exclude_aws: bool = True) -> DataFrame:
+def top_peers(
+    ns: DataFrame,
+    n: int = 20,
+    exclude_aws: bool = True,
+    asn: DataFrame | None = None,
+    exclude_orgs: Sequence[str] = (),
+) -> DataFrame:
     """The top n Internet peers of north/south flows by flows and by bytes (two rankings, rank_by =
-    flows | bytes); peers inside AWS's published prefixes left out when exclude_aws."""
+    flows | bytes); peers inside AWS's published prefixes left out when exclude_aws. With `asn` (peer,
+    asn, asn_org: flowspark.edges.asn) every peer carries its ASN and organisation, and peers whose
+    organisation is one of exclude_orgs (case-insensitive) are left out before ranking."""
     if exclude_aws:
         ns = ns.where(F.col("peer_aws_service").isNull())
     inbound = F.col("direction") == INBOUND
@@ -215,7 +223,22 @@ def top_peers(ns: DataFrame, n: int = 20, exclude_aws: bool = True) -> DataFrame
         F.min("start").alias("first_seen"),
         F.max("end").alias("last_seen"),
     )
+    if asn is not None:
+        per_peer = with_asn(per_peer, asn, "peer")
+        if exclude_orgs:
+            orgs = [o.lower() for o in exclude_orgs]
+            per_peer = per_peer.where(~F.coalesce(F.lower(F.col("asn_org")).isin(*orgs), F.lit(False)))
     return _ranked(per_peer, "flows", n, "peer").unionByName(_ranked(per_peer, "bytes", n, "peer"))
+
+
+def with_asn(df: DataFrame, asn: DataFrame, key: str = "peer") -> DataFrame:
+    """df with asn and asn_org (from asn: peer, asn, asn_org; one row per peer) right after `key`; null
+    for an address the database does not know."""
+    labels = asn.select(F.col("peer").alias("_asn_peer"), F.col("asn"), F.col("asn_org"))
+    joined = df.join(labels, F.col(key) == F.col("_asn_peer"), "left")
+    cols = [c for c in df.columns]
+    at = cols.index(key) + 1
+    return joined.select(*cols[:at], "asn", "asn_org", *cols[at:])
 
 
 # ---------------------------------------------------------------- runts
@@ -235,10 +258,14 @@ def source_network(addr: str = "srcaddr") -> Column:
     return F.when(version == A.IPV4, v4).when(version == A.IPV6, v6)
 
 
-def _with_share(df: DataFrame, flows: DataFrame) -> DataFrame:
-    """df + all_records (every record of flows) and share_of_records = runts / all_records."""
-    total = flows.agg(F.sum("records").cast("long").alias("all_records"))
-    return df.crossJoin(F.broadcast(total)).withColumn(
+def _with_share(df: DataFrame, flows: DataFrame, all_records: int | None = None) -> DataFrame:
+    """df + all_records (every record of flows; or the number given, which a job computes once for all
+    its sections) and share_of_records = runts / all_records."""
+    if all_records is not None:
+        out = df.withColumn("all_records", F.lit(all_records).cast("long"))
+    else:
+        out = df.crossJoin(F.broadcast(flows.agg(F.sum("records").cast("long").alias("all_records"))))
+    return out.withColumn(
         "share_of_records", F.when(F.col("all_records") > 0, F.col("runts") / F.col("all_records"))
     )
 
@@ -247,13 +274,13 @@ def _runts(flows: DataFrame) -> DataFrame:
     return flows.where(F.col("records") == 1)
 
 
-def runts_by_action(flows: DataFrame) -> DataFrame:
+def runts_by_action(flows: DataFrame, all_records: int | None = None) -> DataFrame:
     """Single-record flows per action, with the share of all records (seed 001's runt count)."""
     agg = _runts(flows).groupBy("action").agg(F.count(F.lit(1)).alias("runts"))
-    return _with_share(agg, flows).orderBy(F.col("runts").desc(), "action")
+    return _with_share(agg, flows, all_records).orderBy(F.col("runts").desc(), "action")
 
 
-def runts_by_port(flows: DataFrame, n: int = 20) -> DataFrame:
+def runts_by_port(flows: DataFrame, n: int = 20, all_records: int | None = None) -> DataFrame:
     """The n destination ports (with protocol) with the most single-record flows."""
     agg = (
         _runts(flows)
@@ -265,7 +292,7 @@ def runts_by_port(flows: DataFrame, n: int = 20) -> DataFrame:
         )
     )
     top = agg.orderBy(F.col("runts").desc(), "protocol", "dstport").limit(n)
-    return _with_share(top, flows).orderBy(F.col("runts").desc(), "protocol", "dstport")
+    return _with_share(top, flows, all_records).orderBy(F.col("runts").desc(), "protocol", "dstport")
 
 
 def _from_internet(cf: DataFrame) -> DataFrame:
@@ -276,7 +303,7 @@ def _from_internet(cf: DataFrame) -> DataFrame:
     return cf.where(_public("src_address_class") & ~F.coalesce(answer, F.lit(False)))
 
 
-def runts_by_source_network(cf: DataFrame, n: int = 20) -> DataFrame:
+def runts_by_source_network(cf: DataFrame, n: int = 20, all_records: int | None = None) -> DataFrame:
     """The n public source networks (/24, IPv6 /64) with the most single-record flows (classified flows);
     share_of_records is of all records."""
     agg = (
@@ -291,10 +318,10 @@ def runts_by_source_network(cf: DataFrame, n: int = 20) -> DataFrame:
         )
     )
     top = agg.orderBy(F.col("runts").desc(), "source_network").limit(n)
-    return _with_share(top, cf).orderBy(F.col("runts").desc(), "source_network")
+    return _with_share(top, cf, all_records).orderBy(F.col("runts").desc(), "source_network")
 
 
-def top_scanners(cf: DataFrame, n: int = 20) -> DataFrame:
+def top_scanners(cf: DataFrame, n: int = 20, all_records: int | None = None) -> DataFrame:
     """The n public source addresses with the most single-record flows (classified flows), with how widely
     they probe."""
     agg = (
@@ -310,7 +337,7 @@ def top_scanners(cf: DataFrame, n: int = 20) -> DataFrame:
         )
     )
     top = agg.orderBy(F.col("runts").desc(), "srcaddr").limit(n)
-    return _with_share(top, cf).orderBy(F.col("runts").desc(), "srcaddr")
+    return _with_share(top, cf, all_records).orderBy(F.col("runts").desc(), "srcaddr")
 
 
 # ---------------------------------------------------------------- talkers and NAT cost
@@ -613,3 +640,56 @@ def hunt_top(h: DataFrame, n: int = 20) -> DataFrame:
         (F.col("flags") != "") | F.col("_top").isNotNull()
     )
     return out.drop("_top").orderBy((F.col("flags") == "").asc(), F.col("bytes").desc(), *HUNT_KEY)
+
+
+# ---------------------------------------------------------------- interfaces: which resource an ENI is
+
+
+def latest_interfaces(snapshots: DataFrame) -> DataFrame:
+    """Each interface's row of its latest snapshot in <lake>/interfaces (an interface deleted since keeps
+    its last row: flows of the past still name it)."""
+    w = Window.partitionBy("interface_id").orderBy(F.col("snapshot_time").desc())
+    return snapshots.withColumn("_n", F.row_number().over(w)).where(F.col("_n") == 1).drop("_n")
+
+
+def resource_label() -> Column:
+    """What an interface is, for a person: "nat-0abc (NAT gateway, subnet-x)", "i-0123 (instance)", else
+    its description ("ELB app/web/...", "RDSNetworkInterface"), else its interface type."""
+    c = F.col
+    return (
+        F.when(
+            c("nat_gateway_id").isNotNull(),
+            F.format_string("%s (NAT gateway, %s)", c("nat_gateway_id"), F.coalesce(c("subnet_id"), F.lit("?"))),
+        )
+        .when(c("instance_id").isNotNull(), F.format_string("%s (instance)", c("instance_id")))
+        .when(F.coalesce(c("description"), F.lit("")) != "", c("description"))
+        .otherwise(c("interface_type"))
+    )
+
+
+def interface_resources(latest: DataFrame) -> DataFrame:
+    """interface_id -> resource (latest_interfaces' rows)."""
+    return latest.select("interface_id", resource_label().alias("resource"))
+
+
+def address_resources(latest: DataFrame) -> DataFrame:
+    """address -> interface_id, resource for every private and public address of an interface. An address
+    that several interfaces hold (the same private range in two VPCs) lists them all, ' | ' between."""
+    none = F.array().cast("array<string>")
+    addrs = F.array_union(F.coalesce(F.col("private_ips"), none), F.coalesce(F.col("public_ips"), none))
+    per = latest.select(F.explode(addrs).alias("address"), "interface_id", resource_label().alias("resource"))
+    return per.groupBy("address").agg(
+        F.array_join(F.array_sort(F.collect_set("interface_id")), " | ").alias("interface_id"),
+        F.array_join(F.array_sort(F.collect_set("resource")), " | ").alias("resource"),
+    )
+
+
+def with_resource(df: DataFrame, resources: DataFrame, key: str, label: str = "resource") -> DataFrame:
+    """df with `label` (the resource of `key`: an interface id with interface_resources, an address with
+    address_resources) right after `key`. resources is one row per interface/address: broadcast."""
+    on = "interface_id" if "address" not in resources.columns else "address"
+    res = resources.select(F.col(on).alias("_res_key"), F.col("resource").alias(label))
+    joined = df.join(F.broadcast(res), F.col(key) == F.col("_res_key"), "left")
+    cols = [c for c in df.columns]
+    at = cols.index(key) + 1
+    return joined.select(*cols[:at], label, *cols[at:])

@@ -89,6 +89,9 @@ class ReportsConfig:
     endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
     nat: str = ""  # default --nat target: an interface id (eni-...) or an address; "" = no NAT section
     nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint
+    # ASN organisations (as the --asn-db names them, case-insensitive) left out of top_peers, e.g. a CDN or
+    # your own provider whose traffic is known and would crowd out the peers worth a look; default none
+    asn_exclude_orgs: tuple[str, ...] = ()
     scan_min_targets: int = _HUNT.scan_min_targets
     scan_max_packets: float = _HUNT.scan_max_packets
     scan_max_size_cv: float = _HUNT.scan_max_size_cv
@@ -123,6 +126,33 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """[storage]: how flow_records and flows are laid out in Parquet, compaction and retention (README, Storage)."""
+
+    # "compact": rows sorted inside each day (interface, addresses, start), Parquet v2 encodings, zstd at
+    # zstd_level. "plain": Spark's and Delta's defaults, the layout before issue 14 (benchmarks compare them).
+    layout: str = "compact"
+    zstd_level: int = 3
+    # OPTIMIZE (bin-packing) the days `flowspark run` wrote, after its dedup step, so a day is a few files.
+    optimize_after_run: bool = True
+    # Files OPTIMIZE aims for (Delta's spark.databricks.delta.optimize.maxFileSize).
+    target_file_mb: int = 256
+    # VACUUM (flowspark maintain) deletes files unreferenced for longer than this; below Delta's 168 h
+    # safety default a reader or writer running longer than it could lose files.
+    vacuum_retention_hours: int = 168
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("compact", "plain"):
+            raise ConfigError(f"[storage] layout must be 'compact' or 'plain', got {self.layout!r}")
+        if not 1 <= self.zstd_level <= 22:
+            raise ConfigError(f"[storage] zstd_level must be 1 to 22, got {self.zstd_level!r}")
+        if self.target_file_mb < 1:
+            raise ConfigError("[storage] target_file_mb must be at least 1")
+        if self.vacuum_retention_hours < 0:
+            raise ConfigError("[storage] vacuum_retention_hours must be 0 or more")
+
+
+@dataclass(frozen=True)
 class Config:
     env: str = "local"
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -130,6 +160,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 CONF_DIR_ENV = "FLOWSPARK_CONF_DIR"
@@ -200,6 +231,7 @@ def load_config(env: str = "local", path: str | os.PathLike[str] | None = None) 
         "ingest": IngestConfig,
         "dedup": DedupConfig,
         "reports": ReportsConfig,
+        "storage": StorageConfig,
     }
     unknown = sorted(set(data) - set(sections) - {"env"})
     if unknown:

@@ -72,13 +72,17 @@ def write_xlsx(path: Path, results: Results) -> Path:
 # ---------------------------------------------------------------- HTML
 
 
-def _fmt(v: Any) -> str:
+# Numbers that are names, not quantities: no thousands separator
+_PLAIN = {"asn", "port", "dstport", "srcport", "peer_port", "local_port", "protocol", "rank"}
+
+
+def _fmt(v: Any, col: str = "") -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
         return "yes" if v else ""
     if isinstance(v, int):
-        return f"{v:,}"
+        return str(v) if col in _PLAIN else f"{v:,}"
     if isinstance(v, float):
         return f"{v:,.4f}" if abs(v) < 1 else f"{v:,.2f}"
     if isinstance(v, dt.datetime):
@@ -169,6 +173,12 @@ def _chart_bars(rows: Rows, label: str, value: str, xlabel: str) -> str:
     return _barh([str(r[label]) for r in rows], [r[value] or 0 for r in rows], xlabel)
 
 
+def _peer_label(r: dict[str, Any]) -> str:
+    """A peer with its ASN organisation when the report has one (--asn-db)."""
+    org = r.get("asn_org")
+    return f"{r['peer']} ({org[:30]})" if org else str(r["peer"])
+
+
 def _port_label(r: dict[str, Any]) -> str:
     return f"{protocols.name(int(r['protocol'])) if r.get('protocol') is not None else '?'}/{r.get('dstport')}"
 
@@ -199,7 +209,7 @@ nav a { margin-right: 1em; font-size: 0.9em; } svg { max-width: 100%; height: au
 {% set cols = cols or rows[0].keys()|reject("equalto", "computed_at")|list %}
 <table><tr>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for r in rows[:limit] %}<tr>{% for c in cols %}{% set v = r[c] %}
-<td{% if v is string %} class="t"{% endif %}>{{ fmt(v) }}</td>{% endfor %}</tr>
+<td{% if v is string %} class="t"{% endif %}>{{ fmt(v, c) }}</td>{% endfor %}</tr>
 {% endfor %}</table>{% if rows|length > limit %}<p class="note">{{ rows|length - limit }} more rows in the CSV/XLSX
 and the Delta table</p>{% endif %}{% endif %}
 {%- endmacro %}
@@ -207,7 +217,9 @@ and the Delta table</p>{% endif %}{% endif %}
 <h2 id="look">What to look at</h2>
 {% if look %}<div class="look"><ul>
 {% for r in look %}<li><span class="flag">{{ r.flags }}</span>: {{ r.direction }} {{ r.peer }} port {{ r.port }}
-{% if r.peer_aws_service %}(AWS {{ r.peer_aws_service }}){% endif %} &mdash; {{ r.evidence }}</li>{% endfor %}
+{% if r.asn_org %}(AS{{ r.asn }} {{ r.asn_org }}){% endif %}
+{% if r.peer_aws_service %}(AWS {{ r.peer_aws_service }}){% endif %}
+{% if r.beacon_local_resource %}from {{ r.beacon_local_resource }}{% endif %} &mdash; {{ r.evidence }}</li>{% endfor %}
 </ul></div>{% elif has_hunt %}<p>No peer/port was flagged (scanning, credential access, beaconing,
 exfiltration) with the configured thresholds.</p>{% else %}<p class="note">hunt report not run</p>{% endif %}
 
@@ -248,7 +260,7 @@ and action.</p>
 <b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would save
 <b>${{ '%.2f'|format(nat_total.saving) }}</b>.</p>
 {{ charts.nat|safe }}
-{{ table(talkers.nat_services) }}
+{{ table(talkers.nat_services, nat_cols) }}
 <h3>Sources sending through the NAT</h3>
 {{ table(talkers.nat_sources) }}
 {% endif %}
@@ -279,6 +291,8 @@ and action.</p>
 HUNT_COLUMNS = [
     "flags",
     "peer",
+    "asn",
+    "asn_org",
     "peer_aws_service",
     "direction",
     "protocol",
@@ -293,6 +307,7 @@ HUNT_COLUMNS = [
     "packets_per_record",
     "size_cv",
     "beacon_local",
+    "beacon_local_resource",
     "beacon_intervals",
     "beacon_median_interval_s",
     "beacon_dispersion",
@@ -314,7 +329,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     if ns:
         charts["over_time"] = _chart_over_time(ns.get("over_time", []))
         charts["split"] = _chart_split(ns.get("split", []))
-        charts["peers"] = _barh([str(r["peer"]) for r in peers_bytes], [r["bytes"] for r in peers_bytes], "bytes")
+        charts["peers"] = _barh([_peer_label(r) for r in peers_bytes], [r["bytes"] for r in peers_bytes], "bytes")
     if runts:
         charts["runts_action"] = _chart_bars(runts.get("by_action", []), "action", "runts", "single-record flows")
         by_port = runts.get("by_port", [])
@@ -350,6 +365,9 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     toc += [("talkers", "Talkers and NAT")] if talkers else []
     toc += [("hunt", "Hunt")] if hunt else []
     toc += [("lake", "The lake")]
+    # the NAT's id and resource are in the note above the table: not repeated on every row
+    svc_rows = talkers.get("nat_services") or []
+    nat_cols = [c for c in (svc_rows[0] if svc_rows else {}) if c not in ("nat", "nat_resource", "computed_at")]
     hunt_rows = hunt.get("peers", [])
     hunt_cols = [c for c in HUNT_COLUMNS if hunt_rows and c in hunt_rows[0]]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
@@ -362,6 +380,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         hunt=hunt,
         has_hunt=bool(hunt),
         hunt_cols=hunt_cols,
+        nat_cols=nat_cols or None,
         look=look,
         peers_bytes=peers_bytes,
         peers_flows=[r for r in peers if r["rank_by"] == "flows"],

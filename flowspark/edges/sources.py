@@ -33,8 +33,10 @@ _MONTH = re.compile(r"^(?:month=)?(0[1-9]|1[0-2])$")
 _DAY = re.compile(r"^(?:day=)?(0[1-9]|[12]\d|3[01])$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
+    """One listed object: the driver holds one per object, so it is kept small (slots, no __dict__)."""
+
     path: str  # a URI: file:///abs/path or s3a://bucket/key
     size: int
     mtime_ms: int
@@ -120,7 +122,10 @@ def _walk_hadoop(spark: Any, root: str, suffixes: tuple[str, ...], date_from, da
     root_path = jvm.org.apache.hadoop.fs.Path(root)
     fs = root_path.getFileSystem(hconf)
     if not fs.exists(root_path):
-        raise FileNotFoundError(f"source prefix not found (or empty): {root}")
+        raise FileNotFoundError(
+            f"nothing under the source {root}: check the bucket and prefix (an S3 prefix exists only while "
+            "objects are under it)"
+        )
     if date_from is None and date_to is None:
         # One recursive listing: S3A turns this into flat, paged LIST calls.
         it = fs.listFiles(root_path, True)
@@ -157,8 +162,36 @@ def discover(
     if is_local(root):
         files = list(_walk_local(root, suffixes, date_from, date_to))
     else:
-        files = list(_walk_hadoop(spark, root, suffixes, date_from, date_to))
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            files = list(_walk_hadoop(spark, root, suffixes, date_from, date_to))
+        except Py4JJavaError as exc:  # the JVM's cause in one line (S3A names the path and the S3 error code)
+            raise SourceListingError(f"listing {root}: {_java_cause(exc)}") from None
     return sorted(files, key=lambda f: f.path)
+
+
+class SourceListingError(RuntimeError):
+    """The source could not be listed (no such bucket, access denied, ...): the message is one line."""
+
+
+def _java_cause(exc: Any) -> str:
+    """'<JavaClass>: <first line of its message>' of a Py4JJavaError, without Py4J's own wrapping, and the
+    same of its root cause when that is another exception (the S3 SDK's: NoSuchBucket, 403, no credentials)."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return str(exc).strip().splitlines()[0]
+
+    def one(e: Any) -> str:
+        message = str(e.getMessage() or "").strip()
+        return f"{e.getClass().getSimpleName()}: {message.splitlines()[0] if message else ''}".rstrip(": ")
+
+    root = java
+    for _ in range(10):
+        if root.getCause() is None:
+            break
+        root = root.getCause()
+    return one(java) if root.equals(java) else f"{one(java)}; cause: {one(root)}"
 
 
 def read_first_lines(spark: Any, files: list[SourceFile], threads: int = 16) -> dict[str, str]:
@@ -558,35 +591,92 @@ def read_lines(spark: Any, files: list[SourceFile], s3: S3Access) -> Any:
     return spark.range(0, len(bins), 1, len(bins)).mapInArrow(read, LINE_SCHEMA)
 
 
-def first_lines(files: list[SourceFile], s3: S3Access, threads: int = 16) -> dict[str, str]:
-    """The first line of every object (from its first 64 KB, gunzipped), to learn formats before the job.
+# AWS's object name: <account>_vpcflowlogs_<region>_<flow log id>_<YYYYMMDDTHHMMZ>_<hash>.log[.gz]
+_AWS_NAME = re.compile(r"^(\d{12})_vpcflowlogs_([a-z0-9-]+)_(fl-[0-9a-z]+)_\d{8}T\d{4}Z_[0-9a-z]+\.log(?:\.gz)?$")
+SNIFF_TRIES = 3  # objects of one flow log read at most to find a usable first line
 
-    "" when the object has no complete first line or cannot be read as text: the reader then says why.
+
+def flow_log_of(path: str) -> str | None:
+    """'<account>/<region>/<flow log id>' from an object name that follows AWS's pattern, else None."""
+    m = _AWS_NAME.match(path.rsplit("/", 1)[-1])
+    return f"{m.group(1)}/{m.group(2)}/{m.group(3)}" if m else None
+
+
+def format_groups(
+    files: list[SourceFile],
+    s3: S3Access,
+    threads: int = 16,
+    tries: int = SNIFF_TRIES,
+    known: dict[str, str] | None = None,
+) -> list[tuple[str, list[SourceFile]]]:
+    """The objects in groups of one format, each with the first line that decides it: O(flow logs) reads.
+
+    A flow log's format is fixed for its lifetime and its id is in every object's name, so the objects of
+    one flow log (AWS names) are one group, decided by the first of them (in name order) whose first line
+    is usable; an empty or broken object, or a blank first line, passes to the next, `tries` reads at most
+    (a zero-byte object costs no read). A group with no usable first line in `tries` reads gets "" (the
+    default format, no header). Objects whose names do not follow AWS's pattern are one group each (one
+    read per object). The parse takes line 1 of an object as the header only when it is the header of its
+    group's format (core.lines), so an object that differs from the one read is parsed line by line, never
+    dropped.
+
+    `known`: group key (flow log, or the object's path) -> first line, from an earlier call: those groups
+    are not read again and decide as before (a second pass over some of the objects parses them alike);
+    the groups decided here are added to it.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    known = {} if known is None else known
+    named: dict[str, list[SourceFile]] = {}
+    keys: list[str] = []
+    for f in files:
+        key = flow_log_of(f.path) or canonical(f.path)
+        if key not in named:
+            named[key] = []
+            keys.append(key)
+        named[key].append(f)
+    groups = [named[k] for k in keys]
+    todo = [(k, named[k]) for k in keys if k not in known]
     _check_readable(files)
-    client = s3.client() if any(not is_local(f.path) for f in files) else None
+    client = s3.client() if any(not is_local(f.path) for _, g in todo for f in g) else None
 
-    def first(f: SourceFile) -> str:
-        if f.size == 0:
-            return ""
-        head = b""
-        try:
-            for piece in _text_chunks(f.path, _raw_chunks(f.path, s3, client, _SNIFF_BYTES), complete=False):
-                head += piece
-                if b"\n" in head or len(head) >= _SNIFF_BYTES:
-                    break
-        except ObjectProblem:
-            return ""
-        if b"\x00" in head:
-            return ""
-        return head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    def decide(group: list[SourceFile]) -> str:
+        read = 0
+        for f in group:
+            if read >= tries:
+                break
+            if f.size == 0:
+                continue
+            read += 1
+            line = _first_line(f, s3, client)
+            if line.strip():
+                return line
+        return ""
 
-    if client is None:
-        return {f.path: first(f) for f in files}
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return dict(zip([f.path for f in files], pool.map(first, files)))
+    if client is None or len(todo) < 2:
+        decided = [decide(g) for _, g in todo]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            decided = list(pool.map(decide, [g for _, g in todo]))
+    known.update(zip([k for k, _ in todo], decided))
+    return [(known[k], g) for k, g in zip(keys, groups)]
+
+
+def _first_line(f: SourceFile, s3: S3Access, client: Any) -> str:
+    """The first line of one object (from its first 64 KB, gunzipped); "" if it has none or is not text."""
+    if f.size == 0:
+        return ""
+    head = b""
+    try:
+        for piece in _text_chunks(f.path, _raw_chunks(f.path, s3, client, _SNIFF_BYTES), complete=False):
+            head += piece
+            if b"\n" in head or len(head) >= _SNIFF_BYTES:
+                break
+    except ObjectProblem:
+        return ""
+    if b"\x00" in head:
+        return ""
+    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
 
 
 def decoded_path(col: Any) -> Any:

@@ -217,7 +217,9 @@ def run_dedup(
             observed_out = observed_out.drop("packets", "bytes")
         _upgrade(spark, lake, table, out)
         before = tables.version(spark, lake, table)
-        tables.replace_dates(observed_out, lake, table, EVENT_DATE, date_from, date_to, partition_by=[EVENT_DATE])
+        tables.replace_dates(
+            observed_out, lake, table, EVENT_DATE, date_from, date_to, partition_by=[EVENT_DATE], storage=cfg.storage
+        )
         if traffic:
             mi, mo = obs_in.get, obs_out.get
         else:

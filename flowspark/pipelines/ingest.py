@@ -96,7 +96,7 @@ from flowspark.edges.sources import (
     canonical,
     decoded_path,
     discover,
-    first_lines,
+    format_groups,
     normalise_uri,
     read_lines,
 )
@@ -210,23 +210,26 @@ def _parsed(
     parquet_files: list[SourceFile],
     fmt: list[str],
     foreign: list[tuple[str, str, int]] | None = None,
+    known: dict[str, str] | None = None,
 ) -> DataFrame:
     """All lines of these files, parsed: one plan per distinct text format, plus Parquet.
 
-    Objects whose first line shows they are not flow logs are not read: they are appended to `foreign`
-    as (source_file, reason, last_good_line 0). A run with nothing left to read gives an empty frame.
+    Planning reads one first line per flow log (sources.format_groups: the flow-log id in AWS's object names;
+    one per object for other names), not one per object. Objects whose group's first line shows they are
+    not flow logs are not read: they are appended to `foreign` as (source_file, reason, last_good_line 0).
+    A run with nothing left to read gives an empty frame. `known`: the first lines an earlier call read
+    (sources.format_groups), so a second pass over some of the same objects parses them with the same format.
     """
     parts = []
-    firsts = first_lines(text_files, S3Access.from_config(cfg.s3))
     groups: dict[ing.TextFormat, list[SourceFile]] = {}
-    for f in text_files:
-        text_format = ing.detect_format(firsts[f.path], fmt)
-        why = _foreign(firsts[f.path], text_format)
+    for first, group in format_groups(text_files, S3Access.from_config(cfg.s3), known=known):
+        text_format = ing.detect_format(first, fmt)
+        why = _foreign(first, text_format)
         if why is not None:
             if foreign is not None:
-                foreign.append((canonical(f.path), why, 0))
+                foreign.extend((canonical(f.path), why, 0) for f in group)
             continue
-        groups.setdefault(text_format, []).append(f)
+        groups.setdefault(text_format, []).extend(group)
     for text_format, group in groups.items():
         parts.append(_read_text(spark, cfg, group).transform(ing.parse_text(text_format)))
     if parquet_files:
@@ -539,7 +542,8 @@ def _complete(run: _Run, claim_id: str, objs: list[SourceFile], replaces: bool) 
     where = _paths_predicate(sorted({canonical(f.path) for f in objs})) if replaces else None
 
     foreign: list[tuple[str, str, int]] = []
-    parsed = _parsed(spark, cfg, text_files, parquet_files, run.fmt, foreign)
+    firsts: dict[str, str] = {}  # each flow log's first line: the rejects' pass below parses alike, unread
+    parsed = _parsed(spark, cfg, text_files, parquet_files, run.fmt, foreign, firsts)
     obs = Observation(f"ingest-{claim_id}-{uuid.uuid4().hex[:8]}")
     records = ing.records(parsed.observe(obs, *_metric_columns())).withColumn(INGEST_ID, F.lit(claim_id))
     _fault("reading", spark)
@@ -553,6 +557,7 @@ def _complete(run: _Run, claim_id: str, objs: list[SourceFile], replaces: bool) 
         partition_by=[EVENT_DATE],
         max_records_per_file=cfg.ingest.max_records_per_file,
         check=True,
+        storage=cfg.storage,
     )
     _fault("after_records")
     # The Observation is filled only if this call ran the write (and read something: a plan of no lines may
@@ -570,7 +575,7 @@ def _complete(run: _Run, claim_id: str, objs: list[SourceFile], replaces: bool) 
         reject_paths = {canonical(p) for p in str(m["reject_files"]).split("\n")}
         again_text = [f for f in text_files if canonical(f.path) in reject_paths]
         again_parquet = [f for f in parquet_files if canonical(f.path) in reject_paths]
-        rej = ing.rejects(_parsed(spark, cfg, again_text, again_parquet, run.fmt), claim_id)
+        rej = ing.rejects(_parsed(spark, cfg, again_text, again_parquet, run.fmt, known=firsts), claim_id)
     else:
         rej = spark.createDataFrame([], reject_schema())
     tables.write_once(rej, lake, tables.FLOW_REJECTS, claim_id, run.token, replace_where=where)

@@ -33,7 +33,7 @@ from pyspark.storagelevel import StorageLevel
 from flowspark.core import reports as R
 from flowspark.core.dates import in_dates
 from flowspark.core.ipranges import classified_flows
-from flowspark.edges import render, tables
+from flowspark.edges import asn, render, tables
 from flowspark.edges.config import Config, ReportsConfig
 from flowspark.pipelines.common import utc_now
 
@@ -56,6 +56,11 @@ def report_names(name: str) -> list[str]:
     return [key]
 
 
+def check_asn_db(path: str) -> None:
+    """--asn-db: an existing MaxMind-format file, checked before Spark starts (one-line error otherwise)."""
+    asn.check_database(path)
+
+
 def thresholds(rc: ReportsConfig) -> tuple[R.NtpFilter, R.HuntThresholds, R.NatPrice]:
     """The core parameters from [reports]."""
     ntp = R.NtpFilter(rc.ntp_filter, rc.ntp_protocol, rc.ntp_port, rc.ntp_packets, rc.ntp_bytes)
@@ -74,6 +79,20 @@ class ReportOptions:
     ip: Optional[str] = None
     nat: Optional[str] = None  # eni-... or an address
     nat_region: Optional[str] = None
+    asn_db: Optional[str] = None  # a MaxMind-format ASN .mmdb: label Internet peers with ASN and org
+
+
+@dataclass
+class _Inputs:
+    """What the sections read: classified flows, flows, ip_classes, and when the lake has an interfaces
+    snapshot the resource of each interface and address (latest snapshot)."""
+
+    cf: DataFrame
+    flows: DataFrame
+    ip_classes: DataFrame
+    interfaces: Optional[DataFrame] = None  # interface_id -> resource
+    addresses: Optional[DataFrame] = None  # address -> interface_id, resource
+    all_records: Optional[int] = None  # every record of the range: the runts' shares (computed once)
 
 
 @dataclass
@@ -124,56 +143,77 @@ FLOW_COLUMNS = (
 )
 
 
+def _labelled(df: DataFrame, inp: _Inputs, key: str, label: str = "resource") -> DataFrame:
+    """df with the resource of its address column `key`, when the lake has an interfaces snapshot."""
+    return R.with_resource(df, inp.addresses, key, label) if inp.addresses is not None else df
+
+
 def _sections(
     name: str,
-    cf: DataFrame,
-    flows: DataFrame,
-    ip_classes: DataFrame,
+    inp: _Inputs,
     cfg: Config,
     opts: ReportOptions,
     notes: list[str],
     keep: list[DataFrame],
 ) -> dict[str, DataFrame]:
+    cf, flows, ip_classes = inp.cf, inp.flows, inp.ip_classes
     rc = cfg.reports
     ntp, hunt, price = thresholds(rc)
     n = opts.top_n
     if name == "north_south":
         ns = R.north_south(cf, ntp)
+        labels = asn.peer_asn(ns, opts.asn_db) if opts.asn_db else None
         return {
             "split": R.traffic_split(cf, ntp),
             "over_time": R.traffic_over_time(cf),
-            "top_peers": R.top_peers(ns, n, rc.exclude_aws_peers),
+            "top_peers": R.top_peers(ns, n, rc.exclude_aws_peers, labels, rc.asn_exclude_orgs),
         }
     if name == "runts":
+        if inp.all_records is None:  # one number, for the four sections' shares (each scanned flows for it)
+            row = cf.agg(F.sum("records")).first()
+            inp.all_records = int(row[0] or 0) if row else 0
+        total = inp.all_records
         return {
-            "by_action": R.runts_by_action(flows),
-            "by_port": R.runts_by_port(flows, n),
-            "by_source_network": R.runts_by_source_network(cf, n),
-            "top_scanners": R.top_scanners(cf, n),
+            "by_action": R.runts_by_action(cf, total),
+            "by_port": R.runts_by_port(cf, n, total),
+            "by_source_network": R.runts_by_source_network(cf, n, total),
+            "top_scanners": R.top_scanners(cf, n, total),
         }
     if name == "talkers":
         out = {
-            "top_sources": R.top_talkers(flows, "srcaddr", n),
-            "top_destinations": R.top_talkers(flows, "dstaddr", n),
+            "top_sources": _labelled(R.top_talkers(flows, "srcaddr", n), inp, "address"),
+            "top_destinations": _labelled(R.top_talkers(flows, "dstaddr", n), inp, "address"),
         }
         nat = opts.nat or rc.nat
         if nat:
             eni = nat if nat.startswith("eni-") else None
-            # the NAT's flows only, classified with their pkt- addresses too (where the packets really went)
+            # the NAT's flows only, classified with their pkt- addresses too (where the packets really went),
+            # against the classes of the NAT's own addresses only (ip_classes has every address of the lake)
             mine = (
                 flows.where(F.col("interface_id") == eni)
                 if eni
                 else flows.where((F.col("srcaddr") == nat) | (F.col("dstaddr") == nat))
             )
             pkt = "pkt_srcaddr" in flows.columns
-            sel = R.through(classified_flows(mine, ip_classes, pkt=pkt), interface_id=eni, address=None if eni else nat)
+            cols = ["srcaddr", "dstaddr"] + (["pkt_srcaddr", "pkt_dstaddr"] if pkt else [])
+            used = mine.select(F.explode(F.array(*cols)).alias("ip")).where(F.col("ip").isNotNull()).distinct()
+            narrow = ip_classes.join(used, "ip", "left_semi")
+            sel = R.through(classified_flows(mine, narrow, pkt=pkt), interface_id=eni, address=None if eni else nat)
             # two sections read it, and classifying its pkt- addresses joins ip_classes twice more: once
             sel = sel.persist(StorageLevel.MEMORY_AND_DISK)
             keep.append(sel)
-            out["nat_services"] = R.nat_services(sel, price, opts.nat_region or rc.nat_region or None)
-            out["nat_sources"] = R.nat_sources(sel, n)
+            services = R.nat_services(sel, price, opts.nat_region or rc.nat_region or None)
+            what = nat
+            if inp.interfaces is not None and inp.addresses is not None:
+                # which resource the NAT is: one row of the snapshot, on the driver for the note
+                res = inp.interfaces if eni else inp.addresses
+                services = R.with_resource(services.select(F.lit(nat).alias("nat"), "*"), res, "nat", "nat_resource")
+                hit = res.where(F.col("interface_id" if eni else "address") == nat).select("resource").first()
+                what = f"{nat} ({hit['resource']})" if hit else nat
+            out["nat_services"] = services
+            out["nat_sources"] = _labelled(R.nat_sources(sel, n), inp, "source")
             notes.append(
-                f"NAT cost of {nat}: ${price.per_gb}/GB ({price.region} price read {price.read_on}, "
+                f"NAT cost of {what}: ${price.per_gb}/GB ({price.region} price read {price.read_on}, "
                 f"{rc.nat_price_source}), 1 GB = {price.bytes_per_gb:,} bytes"
             )
         else:
@@ -183,7 +223,10 @@ def _sections(
         # hunt_top reads the summary twice (the top keys, then the rows): compute it once
         h = R.hunt(R.hunt_flows(cf, ntp, opts.ip, rc.exclude_aws_peers), hunt).persist(StorageLevel.MEMORY_AND_DISK)
         keep.append(h)
-        return {"peers": h if opts.ip else R.hunt_top(h, n)}
+        peers = h if opts.ip else R.hunt_top(h, n)
+        if opts.asn_db:  # the labels of the (bounded) rows kept only
+            peers = R.with_asn(peers, asn.peer_asn(peers, opts.asn_db), "peer")
+        return {"peers": _labelled(peers, inp, "beacon_local", "beacon_local_resource")}
     raise ValueError(f"unknown report {name!r}")
 
 
@@ -300,6 +343,8 @@ def run_report(
     opts = options or ReportOptions(top_n=cfg.reports.top_n)
     if opts.top_n < 1:
         raise ValueError("--top must be at least 1")
+    if opts.asn_db:
+        asn.check_database(opts.asn_db)
     summary = ReportSummary(lake=lake, reports=names, date_from=date_from, date_to=date_to)
     flows = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
     if not tables.exists(spark, lake, tables.IP_CLASSES):
@@ -310,23 +355,36 @@ def run_report(
     # outgrows a broadcast): computed once, kept on disk for the run.
     cf = classified_flows(flows, ip_classes).persist(StorageLevel.DISK_ONLY)
     keep: list[DataFrame] = [cf]
+    inp = _Inputs(cf, flows, ip_classes)
+    if tables.exists(spark, lake, tables.INTERFACES):
+        latest = R.latest_interfaces(tables.read(spark, lake, tables.INTERFACES)).persist(StorageLevel.MEMORY_AND_DISK)
+        keep.append(latest)
+        inp.interfaces, inp.addresses = R.interface_resources(latest), R.address_resources(latest)
     at = utc_now()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:
         for report in names:
             t = time.time()
-            sections = _sections(report, cf, flows, ip_classes, cfg, opts, summary.notes, keep)
+            sections = _sections(report, inp, cfg, opts, summary.notes, keep)
             results[report] = {}
             for section, df in sections.items():
                 table = tables.report_table(report, section)
-                tables.replace_report(_stamp(df, date_from, date_to, at), lake, table, date_from, date_to)
-                written = read_section(spark, lake, report, section, date_from, date_to)
-                order = _order(f"{report}/{section}")
-                rows = _rows(written.orderBy(*order) if order else written)
+                # computed once: the Delta write and the rows for the files read the same (small) result
+                stamped = _stamp(df, date_from, date_to, at).persist(StorageLevel.MEMORY_AND_DISK)
+                try:
+                    tables.replace_report(stamped, lake, table, date_from, date_to)
+                    order = _order(f"{report}/{section}")
+                    written = stamped.drop("date_from", "date_to")
+                    rows = _rows(written.orderBy(*order) if order else written, MAX_FILE_ROWS + 1)
+                finally:
+                    stamped.unpersist()
+                if len(rows) > MAX_FILE_ROWS:  # more than the files take: Delta's count of what it wrote
+                    rows = rows[:MAX_FILE_ROWS]
+                    count = int(tables.last_operation_metrics(spark, lake, table).get("numOutputRows", len(rows)))
+                else:
+                    count = len(rows)
                 results[report][section] = rows
-                summary.rows[f"{report}/{section}"] = int(
-                    tables.last_operation_metrics(spark, lake, table).get("numOutputRows", len(rows))
-                )
+                summary.rows[f"{report}/{section}"] = count
             summary.seconds[report] = time.time() - t
             if progress:
                 progress(f"report {report}: {time.time() - t:.1f} s")

@@ -20,6 +20,7 @@ from typing import Optional
 
 from pyspark.sql import SparkSession
 
+from flowspark.core.schema import EVENT_DATE
 from flowspark.edges import tables
 from flowspark.edges.config import Config
 from flowspark.pipelines.classify import run_classify
@@ -117,6 +118,19 @@ def run_daily(
 
     if "dedup" in steps:
         step("dedup", lambda: "\n".join(run_dedup(spark, cfg, lake, a, b, window).text() for a, b in spans))
+    if "dedup" in steps and cfg.storage.optimize_after_run:
+
+        def optimize() -> str:
+            # After the day's appends and its dedup: the days this run wrote become a few files each.
+            out = []
+            for name in (tables.FLOW_RECORDS, tables.FLOWS):
+                if tables.exists(spark, lake, name):
+                    for a, b in spans:
+                        removed, added = tables.optimize(spark, lake, name, cfg.storage, EVENT_DATE, a, b)
+                        out.append(f"optimize {name} {a or 'start'}..{b or 'end'}: {removed:,} files -> {added:,}")
+            return "\n".join(out)
+
+        step("optimize", optimize)
     if "tag" in steps:
         step("tag", lambda: "\n".join(run_tag_lake(spark, lake, None, a, b).text() for a, b in spans))
     if "classify" in steps:
