@@ -134,7 +134,7 @@ class StorageConfig:
     layout: str = "compact"
     zstd_level: int = 3
     # OPTIMIZE (bin-packing) the days `flowspark run` wrote, after its dedup step, so a day is a few files.
-    optimize_after_run: bool = True
+    optimize_after_run: bool = False
     # Files OPTIMIZE aims for (Delta's spark.databricks.delta.optimize.maxFileSize).
     target_file_mb: int = 256
     # VACUUM (flowspark maintain) deletes files unreferenced for longer than this; below Delta's 168 h

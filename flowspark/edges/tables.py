@@ -594,11 +594,19 @@ def optimize(
     date_to: dt.date | None = None,
 ) -> tuple[int, int]:
     """OPTIMIZE (bin-packing compaction, Delta 3.3 and 4.0) of the table, or of the days [date_from, date_to]
-    of its partition column: each day's small files become files of about storage.target_file_mb, written in
-    the storage layout's Parquet settings. A day of one file is left alone. Returns (files removed, added)."""
+    of its partition column: each day's small files (under target_file_mb / 32) become files of about
+    storage.target_file_mb, written in the storage layout's Parquet settings. A day of one file is left alone.
+    Returns (files removed, added)."""
     table = DeltaTable.forPath(spark, table_path(lake, name))
     cond = _dates_condition(date_column, date_from, date_to) if date_column else None
-    conf = {**layout_conf(storage), "spark.databricks.delta.optimize.maxFileSize": str(storage.target_file_mb << 20)}
+    conf = {
+        **layout_conf(storage),
+        "spark.databricks.delta.optimize.maxFileSize": str(storage.target_file_mb << 20),
+        # Only files under 1/32 of the target (8 MB of 256) are compacted (Delta's default: every file under
+        # 1 GB). Measured at 10 M records: a day one run wrote (4 files of 41 MB, 10 of 16 MB) took 65 s to
+        # rewrite in one task per table, for nothing; the small files of hourly appends are still compacted.
+        "spark.databricks.delta.optimize.minFileSize": str(storage.target_file_mb << 15),
+    }
 
     def op() -> Any:
         builder = table.optimize()
