@@ -14,7 +14,7 @@ for lane in ".venv:Spark 4.0 + Delta 4.0" ".venv-35:Spark 3.5 + Delta 3.3"; do
   start=$(date +%s)
   lane_args=()
   if [ "$venv" = ".venv-35" ] && [ -z "${LANE35_ALL:-}" ]; then lane_args=(-m "not slow"); fi
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider "${lane_args[@]}" "$@"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=25 "${lane_args[@]}" "$@"
   rc=$?
   took=$(( $(date +%s) - start ))
   summary+=("lane $name: exit $rc in ${took} s")

@@ -310,9 +310,16 @@ def _ingest_one_object(tmp: Path, target: int, seed: int) -> tuple[int, float, i
     src.mkdir(parents=True)
     records = write_object(src / "big.log.gz", target, seed)
     env = dict(os.environ)
-    env.pop("FLOWSPARK_CONF_DIR", None)  # the shipped conf/local.toml: local[*] (2 cores here), 2 GB driver
+    env.pop("FLOWSPARK_CONF_DIR", None)
+    # The shipped conf/local.toml (local[*], 2 cores here, 2 GB driver) with the plain storage layout: this test
+    # is about the reader streaming. The compact layout sorts each write task's rows in Spark's execution memory
+    # (spilling to disk beyond it), so its peak grows with the object up to the heap's bound (README, Storage).
+    shipped = Path(__file__).resolve().parents[1] / "conf" / "local.toml"
+    conf = tmp / "local-plain.toml"
+    conf.write_text(shipped.read_text().replace('layout = "compact"', 'layout = "plain"'))
+    assert 'layout = "plain"' in conf.read_text()
     proc = subprocess.Popen(
-        [FLOWSPARK, "ingest", "--source", str(src), "--lake", str(tmp / "lake")],
+        [FLOWSPARK, "ingest", "--config", str(conf), "--source", str(src), "--lake", str(tmp / "lake")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     out: list[str] = []

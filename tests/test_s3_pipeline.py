@@ -82,25 +82,25 @@ def test_the_daily_pipeline_on_s3_equals_a_local_run(spark, cfg, s3, moto_s3, tm
     t0 = time.time()
     s3_cfg = with_overrides(cfg, s3={"endpoint": moto_s3.endpoint, "path_style": True})
     days = {"date_from": dt.date(2024, 6, 1), "date_to": dt.date(2024, 6, 2)}
-    on_s3 = run_daily(spark, s3_cfg, "s3a://lake/vpc", "s3://logs/src", ip_ranges="s3://logs/ref/ip-ranges.json",
+    on_s3 = run_daily(spark, s3_cfg, "s3a://lake/daily", "s3://logs/src", ip_ranges="s3://logs/ref/ip-ranges.json",
                       progress=lambda _: None, **days)  # fmt: skip
     local = run_daily(spark, cfg, str(tmp_path / "lake"), str(src), ip_ranges=str(IP_RANGES),
                       progress=lambda _: None, **days)  # fmt: skip
     t1 = time.time()
     assert on_s3.spans == local.spans == [(dt.date(2024, 6, 1), dt.date(2024, 6, 2))]
 
-    names = tables.lake_tables(spark, "s3a://lake/vpc")
+    names = tables.lake_tables(spark, "s3a://lake/daily")
     assert names == tables.lake_tables(spark, str(tmp_path / "lake"))
     for must in (tables.FLOW_RECORDS, tables.FLOWS, tables.TAG_COUNTS, tables.IP_CLASSES, tables.AWS_IP_RANGES):
         assert must in names
     assert sum(n.startswith(tables.REPORTS + "/") for n in names) >= 4
-    records = tables.read(spark, "s3a://lake/vpc", tables.FLOW_RECORDS).count()
+    records = tables.read(spark, "s3a://lake/daily", tables.FLOW_RECORDS).count()
     assert records == truth_a["records"] + truth_b["records"]
     assert s3.list_objects_v2(Bucket="lake", Prefix="vpc/flows/_delta_log/")["KeyCount"] >= 1
     for name in names:
         if name in RUN_TABLES:
             continue
-        a = _comparable(tables.read(spark, "s3a://lake/vpc", name))
+        a = _comparable(tables.read(spark, "s3a://lake/daily", name))
         b = _comparable(tables.read(spark, str(tmp_path / "lake"), name))
         assert a.schema.fieldNames() == b.schema.fieldNames(), name
         assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0, name
