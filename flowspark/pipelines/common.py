@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, StructField, StructType, TimestampType
@@ -23,7 +21,6 @@ __all__ = [
     "packages",
     "spark_log",
     "create_session",
-    "job_conf",
     "load_config",
     "one_row",
     "resolve_jars",
@@ -79,20 +76,3 @@ def one_row(spark: SparkSession, values: dict) -> DataFrame:
 
     schema = StructType([StructField(k, typ(v), True) for k, v in values.items()])
     return spark.createDataFrame([tuple(values.values())], schema)
-
-
-@contextmanager
-def job_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
-    """SQL confs for the duration of one job's block, then what was there before (the session may be shared:
-    the CLI's, a test suite's, or `flowspark run`'s)."""
-    before = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, old in before.items():
-            if old is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, old)

@@ -19,7 +19,7 @@ from flowspark.core.dates import in_dates
 from flowspark.core.schema import EVENT_DATE
 from flowspark.edges import tables
 from flowspark.edges.config import Config
-from flowspark.pipelines.common import ReconciliationError, job_conf, one_row, utc_now
+from flowspark.pipelines.common import ReconciliationError, one_row, utc_now
 
 log = logging.getLogger("flowspark")
 
@@ -194,7 +194,7 @@ def run_dedup(
     )
     if not summary.input_delta_bytes:
         return _nothing_to_do(summary, empty, t0)
-    with job_conf(spark, dedup_conf(cfg, summary.input_delta_bytes)):
+    with tables.session_conf(spark, dedup_conf(cfg, summary.input_delta_bytes)):
         # Observation.get waits for metrics that a query with an empty input may never report (Spark
         # prunes empty relations, and the observing node with them): observe only when there is traffic.
         totals_in, null = _precount(records, [] if bidirectional else [*dedup.IDENTITY, *dedup.CARRIED])
