@@ -6,7 +6,11 @@ speed-up, and checks that the flows' sums equal the generator's truth.
     .venv/bin/python scripts/bench_cluster.py --records 10000000 --data /work/bench
 
 The driver runs on the same machine as the workers: with 2 one-core workers on a 2-core machine it competes
-with them, so the 2-worker figure is a lower bound of what two separate machines would give.
+with them, so the 2-worker figure is a lower bound of what two separate machines would give. What does carry
+to a larger cluster is measured too: the CPU seconds of the workers' process trees (executor JVMs and their
+Python workers, from /proc) and of the driver's, and, from the event log, the seconds in which no task ran
+(the driver's serial part: planning, Delta commits, reconciliation). The sizing model printed at the end is
+T(cores) = serial + worker CPU / cores, with its inputs measured here.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_dedup import tree_cpu  # noqa: E402  (the same /proc CPU sampler as the engine benchmark)
 
 
 def _free_port() -> int:
@@ -75,12 +82,44 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def submit(url: str, driver_python: Path, work: Path, script: str, *args: str, executor_memory: str) -> float:
+def serial_seconds(events: Path) -> tuple[float, float, float]:
+    """(application wall s, s in which no task ran, summed executor CPU s of the tasks) from an event log."""
+    start = end = 0.0
+    spans: list[tuple[float, float]] = []
+    task_cpu = 0.0
+    for log in events.iterdir():
+        for line in log.read_text().splitlines():
+            e = json.loads(line)
+            kind = e["Event"]
+            if kind == "SparkListenerApplicationStart":
+                start = e["Timestamp"] / 1e3
+            elif kind == "SparkListenerApplicationEnd":
+                end = e["Timestamp"] / 1e3
+            elif kind == "SparkListenerTaskEnd":
+                info = e["Task Info"]
+                spans.append((info["Launch Time"] / 1e3, info["Finish Time"] / 1e3))
+                task_cpu += (e.get("Task Metrics") or {}).get("Executor CPU Time", 0) / 1e9
+    busy, cur_s, cur_e = 0.0, None, None
+    for a, b in sorted(spans):
+        if cur_e is None or a > cur_e:
+            busy += (cur_e - cur_s) if cur_e is not None else 0.0
+            cur_s, cur_e = a, b
+        else:
+            cur_e = max(cur_e, b)
+    busy += (cur_e - cur_s) if cur_e is not None else 0.0
+    return end - start, (end - start) - busy, task_cpu
+
+
+def submit(url: str, driver_python: Path, work: Path, script: str, *args: str, executor_memory: str,
+           workers: list[subprocess.Popen]) -> dict:
+    """Run one job; its wall s, the driver's and the workers' CPU s, and the event log's serial s."""
     home = _spark_home()
     packages = subprocess.run([sys.executable, "-m", "flowspark.cli", "packages"], capture_output=True, text=True,
                               check=True).stdout.strip()
     from flowspark.edges.session import cache_dir
 
+    events = work / f"events-{script}"
+    events.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "VIRTUAL_ENV"))}
     env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
     cmd = [str(home / "bin" / "spark-submit"), "--master", url, "--packages", packages,
@@ -90,14 +129,40 @@ def submit(url: str, driver_python: Path, work: Path, script: str, *args: str, e
            "--conf", f"spark.pyspark.driver.python={driver_python}",
            "--conf", f"spark.executor.memory={executor_memory}",
            "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+           "--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
+           "--conf", "spark.eventLog.rolling.enabled=false", "--conf", f"spark.eventLog.dir={events}",
            str(REPO / "jobs" / script), *args]
+    log = work / f"submit-{script}.log"
+    # worker trees: CPU already spent before this job (registration, an earlier job) is subtracted
+    before: dict[int, float] = {}
+    for w in workers:
+        tree_cpu(w.pid, before)
+    driver_cpu: dict[int, float] = {}
+    worker_cpu: dict[int, float] = dict(before)
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=work)
+
+        def sample() -> None:
+            while proc.poll() is None:
+                tree_cpu(proc.pid, driver_cpu)
+                for w in workers:
+                    tree_cpu(w.pid, worker_cpu)
+                time.sleep(0.2)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        proc.wait()
+        th.join()
     wall = time.time() - t0
-    (work / f"submit-{script}.log").write_text(r.stdout + "\n----- stderr\n" + r.stderr)
-    if r.returncode != 0:
-        raise SystemExit(f"{script} failed ({r.returncode}); see {work / f'submit-{script}.log'}")
-    return wall
+    if proc.returncode != 0:
+        raise SystemExit(f"{script} failed ({proc.returncode}); see {log}")
+    for w in workers:  # executors that outlive the driver by a moment
+        tree_cpu(w.pid, worker_cpu)
+    app_wall, serial, task_cpu = serial_seconds(events)
+    return {"wall": wall, "driver_cpu": sum(driver_cpu.values()),
+            "worker_cpu": sum(worker_cpu.values()) - sum(before.values()), "serial": serial, "app_wall": app_wall,
+            "task_cpu": task_cpu}
 
 
 def main() -> int:
@@ -128,25 +193,47 @@ def main() -> int:
         try:
             lake = work / "lake"
             py = env_dir / "bin" / "python"
-            t_in = submit(url, py, work, "ingest_flow_logs.py", "--source", str(data), "--lake", str(lake),
-                          executor_memory=args.executor_memory)
-            t_dd = submit(url, py, work, "dedup_flows.py", "--lake", str(lake), executor_memory=args.executor_memory)
+            ing = submit(url, py, work, "ingest_flow_logs.py", "--source", str(data), "--lake", str(lake),
+                         executor_memory=args.executor_memory, workers=procs[1:])
+            ded = submit(url, py, work, "dedup_flows.py", "--lake", str(lake), executor_memory=args.executor_memory,
+                         workers=procs[1:])
         finally:
             stop(procs)
         out = (work / "submit-dedup_flows.py.log").read_text()
         ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
-        rows.append((n, t_in, t_dd, ok))
-        print(f"{n} worker(s): ingest {t_in:.1f} s, dedup {t_dd:.1f} s, conservation {'OK' if ok else 'FAILED'}",
-              flush=True)
-    one = rows[0][1] + rows[0][2]
+        rows.append((n, ing, ded, ok))
+        print(f"{n} worker(s): ingest {ing['wall']:.1f} s, dedup {ded['wall']:.1f} s, "
+              f"conservation {'OK' if ok else 'FAILED'}", flush=True)
+    one = rows[0][1]["wall"] + rows[0][2]["wall"]
+    m = args.records / 1e6
     print(f"\n{args.records:,} records ({truth['files']:,} objects), workers of 1 core / {args.worker_memory}, "
-          "driver on the same 2-core machine")
-    print("| workers | ingest s | dedup s | ingest + dedup s | records/s per core | speed-up | conservation |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for n, t_in, t_dd, ok in rows:
-        total = t_in + t_dd
-        print(f"| {n} | {t_in:.1f} | {t_dd:.1f} | {total:.1f} | {args.records / total / n:,.0f} | {one / total:.2f} | "
+          f"driver on the same {os.cpu_count()}-core machine")
+    print("| workers | ingest s | dedup s | ingest + dedup s | speed-up | worker CPU s per M records | driver CPU s "
+          "per M records | serial s (no task running) | task CPU s per M | conservation |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for n, ing, ded, ok in rows:
+        total = ing["wall"] + ded["wall"]
+        print(f"| {n} | {ing['wall']:.1f} | {ded['wall']:.1f} | {total:.1f} | {one / total:.2f} | "
+              f"{(ing['worker_cpu'] + ded['worker_cpu']) / m:.1f} | {(ing['driver_cpu'] + ded['driver_cpu']) / m:.1f} "
+              f"| {ing['serial'] + ded['serial']:.1f} | {(ing['task_cpu'] + ded['task_cpu']) / m:.1f} | "
               f"{'OK' if ok else 'FAILED'} |")
+    # The sizing model, from the 1-worker run (the least contended): workers' CPU scales with records and
+    # divides over cores; the serial part is taken as fixed per day-run (it grows with objects and days in
+    # reality: planning is one listing + one GET per flow log, commits are per run).
+    n1, ing, ded, _ = rows[0]
+    per_m = (ing["worker_cpu"] + ded["worker_cpu"]) / m
+    serial = ing["serial"] + ded["serial"]
+    gz = sum(f.stat().st_size for f in data.rglob("*.log.gz"))
+    b_per_rec = gz / args.records
+    print(f"\nsizing model: T = {serial:.0f} s serial + {per_m:.1f} worker CPU s per M records / cores "
+          f"({b_per_rec:.1f} B of gzip per record)")
+    print("| gzip a day | records | worker core-hours | 16 cores | 64 cores | 256 cores |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, size in (("100 GB", 100e9), ("1 TB", 1e12)):
+        recs = size / b_per_rec
+        core_s = recs / 1e6 * per_m
+        cells = " | ".join(f"{(serial + core_s / c) / 3600:.1f} h" for c in (16, 64, 256))
+        print(f"| {label} | {recs / 1e9:.2f} B | {core_s / 3600:,.0f} | {cells} |")
     return 0
 
 

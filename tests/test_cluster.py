@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,9 +41,17 @@ def _spark_home() -> Path:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> dict[str, Path]:
-    """dist/ built afresh by scripts/package.sh, and the venv archive unpacked for the driver's Python."""
-    subprocess.run(["bash", "scripts/package.sh", sys.executable], cwd=REPO, check=True, capture_output=True)
-    dist = REPO / "dist"
+    """dist/ built afresh by scripts/package.sh, and the venv archive unpacked for the driver's Python.
+    It builds in a copy of the sources: the other Spark lane runs this test at the same time, and the
+    build writes build/, dist/ and the egg-info next to the sources."""
+    src = tmp_path_factory.mktemp("package-src")
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("flowspark", "conf", "scripts"):
+        shutil.copytree(REPO / name, src / name, symlinks=True, ignore=junk)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    subprocess.run(["bash", "scripts/package.sh", sys.executable], cwd=src, check=True, capture_output=True)
+    dist = src / "dist"
     venv = tmp_path_factory.mktemp("driver-env")
     with tarfile.open(dist / "flowspark-venv.tar.gz") as tar:
         tar.extractall(venv)

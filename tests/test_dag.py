@@ -31,20 +31,26 @@ def airflow_python() -> Path:
     done = venv / ".complete"
     if done.exists():
         return python
-    t0 = time.time()
-    if venv.exists():
-        import shutil
+    import fcntl
+    import shutil
 
-        shutil.rmtree(venv)  # a half-made environment (an install that was stopped)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", f"apache-airflow=={AIRFLOW}",
-         f"apache-airflow-providers-amazon=={AMAZON}"],
-        check=True, timeout=3000,
-    )  # fmt: skip
-    done.write_text(f"{time.time() - t0:.0f} s\n")
-    print(f"\nAirflow environment made in {time.time() - t0:.0f} s: {venv}")
+    # both Spark lanes run this test at the same time (scripts/test_lanes.sh): one makes it, the other waits
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return python
+        t0 = time.time()
+        if venv.exists():
+            shutil.rmtree(venv)  # a half-made environment (an install that was stopped)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", f"apache-airflow=={AIRFLOW}",
+             f"apache-airflow-providers-amazon=={AMAZON}"],
+            check=True, timeout=3000,
+        )  # fmt: skip
+        done.write_text(f"{time.time() - t0:.0f} s\n")
+        print(f"\nAirflow environment made in {time.time() - t0:.0f} s: {venv}")
     return python
 
 

@@ -562,6 +562,7 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
         "Tag counts",
         "Compaction ratio",
         "Rejected lines per day",
+        "Storage (from the Delta logs)",
     ):
         assert heading in html, heading
     assert html.count("<svg") >= 5

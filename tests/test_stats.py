@@ -106,6 +106,17 @@ def test_stats_match_the_log_replayed_independently(spark, cfg, small_lake):
     assert {d.date: (d.objects, d.bytes) for d in s.source_days} == {d: tuple(v) for d, v in raw.items()}
     text = s.text()
     assert "flow_records" in text and "2024-06-02" in text and "lake / source bytes" in text
+    # The HTML report's storage section: per-table sums of the same independent figures, the lake's total,
+    # and the days of the report's range only.
+    totals, per_day = s.report_rows("2024-06-02", None)
+    by_table = {r["table"]: r for r in totals}
+    for name in tables:
+        mine = [v for (t, _), v in want.items() if t == name]
+        assert (by_table[name]["files"], by_table[name]["bytes"]) == (sum(v[0] for v in mine), sum(v[1] for v in mine))
+    assert by_table["(lake)"]["bytes"] == sum(v[1] for v in want.values())
+    records = sum(want[("flow_records", d)][2] for d in days)
+    assert by_table["flows"]["bytes_per_record"] == pytest.approx(by_table["flows"]["bytes"] / records)
+    assert sorted((r["table"], r["date"]) for r in per_day) == sorted(k for k in want if k[1] == "2024-06-02")
 
 
 def test_stats_of_a_missing_lake_says_so(spark, cfg, tmp_path):

@@ -11,6 +11,7 @@ different files never clash and the same file is shipped once per application).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,8 +49,11 @@ def _ship(spark: Any, path: Path) -> str:
     folder = Path(tempfile.gettempdir()) / "flowspark-asn"
     folder.mkdir(exist_ok=True)
     copy = folder / name
-    if not copy.exists():
-        shutil.copyfile(path, copy)
+    if not copy.exists():  # written aside, then renamed: another process never sees half a file
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        os.close(fd)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, copy)
     key = (spark.sparkContext.applicationId, name)
     if key not in _SHIPPED:
         spark.sparkContext.addFile(str(copy))

@@ -285,6 +285,13 @@ and action.</p>
 <h3>Rejected lines per day of ingest</h3>
 {% if extras.rejects_per_day %}{{ charts.rejects|safe }}{{ table(extras.rejects_per_day) }}
 {% else %}<p class="note">no rejected lines</p>{% endif %}
+<h3>Storage (from the Delta logs)</h3>
+<p class="note">Each table's current snapshot: rows, files and bytes on storage. Bytes per record divides a
+table's bytes by the flow_records rows of the same days (blank once 'flowspark maintain' has dropped them);
+'flowspark stats --source ...' compares with the raw gzip.</p>
+{{ table(extras.storage) }}
+{% if extras.storage_days %}<h3>Storage per day (flows of the report's range)</h3>
+{{ table(extras.storage_days, limit=62) }}{% endif %}
 </body></html>
 """
 

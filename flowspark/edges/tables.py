@@ -621,6 +621,16 @@ def optimize(
 
 # Delta refuses VACUUM RETAIN under its default (168 h) unless this check is off.
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+# VACUUM lists the table's folders in a Spark job of this many tasks, Spark's default 10 000: 26-44 s of
+# empty tasks on a laptop for a table of a few files (measured, Delta 4.0, local[2]), before any work.
+_LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+
+
+def _listing_conf(spark: SparkSession) -> dict[str, str]:
+    """A listing parallelism sized to the cluster (4 tasks per core, at least 8), unless the session sets one."""
+    if spark.conf.get(_LISTING_PARALLELISM, None) is not None:
+        return {}
+    return {_LISTING_PARALLELISM: str(max(8, 4 * spark.sparkContext.defaultParallelism))}
 
 
 def vacuum(spark: SparkSession, lake: str, name: str, retention_hours: int, dry_run: bool = False) -> int | None:
@@ -628,7 +638,7 @@ def vacuum(spark: SparkSession, lake: str, name: str, retention_hours: int, dry_
     them (returns the count). A real run returns Delta's count when its history records one, else None."""
     path = _qualified(table_path(lake, name))
     conf = {_RETENTION_CHECK: "false"} if retention_hours < 168 else {}
-    with session_conf(spark, conf):
+    with session_conf(spark, {**conf, **_listing_conf(spark)}):
         if dry_run:
             return spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").count()
         DeltaTable.forPath(spark, path).vacuum(float(retention_hours))

@@ -36,6 +36,7 @@ from flowspark.core.ipranges import classified_flows
 from flowspark.edges import asn, render, tables
 from flowspark.edges.config import Config, ReportsConfig
 from flowspark.pipelines.common import utc_now
+from flowspark.pipelines.stats import run_stats
 
 log = logging.getLogger("flowspark")
 
@@ -410,6 +411,11 @@ def run_report(
             summary.files.append(str(render.write_xlsx(out / f"flowspark_{stem}.xlsx", results)))
         if "html" in formats:
             extras = _extras(spark, lake, date_from, date_to)
+            # what the lake costs to store, from the Delta logs (no data file is read)
+            storage = run_stats(spark, cfg, lake)
+            extras["storage"], extras["storage_days"] = storage.report_rows(
+                date_from.isoformat() if date_from else None, date_to.isoformat() if date_to else None
+            )
             summary.files.append(str(render.write_html(out / f"flowspark_{stem}.html", results, extras, meta)))
     summary.total_seconds = time.time() - t0
     return summary

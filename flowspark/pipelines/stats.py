@@ -71,23 +71,27 @@ class StatsSummary:
                 out[t.table] = TableDay(t.table, None, rows, o.files + t.files, o.bytes + t.bytes)
         return sorted(out.values(), key=lambda t: t.table)
 
-    def rows_for_report(self) -> list[dict]:
-        """The per-table, per-day figures as plain rows (the HTML report's storage section)."""
-        out = []
-        for t in self.tables:
-            dated = t.date is not None
-            per = self.per_record(t.bytes, t.date) if dated else None
-            out.append(
-                dict(table=t.table, date=t.date, rows=t.rows, files=t.files, bytes=t.bytes, bytes_per_record=per)
-            )
-        for s in self.source_days:
-            per = self.per_record(s.bytes, s.date) if s.date else None
-            out.append(
-                dict(
-                    table="source (gzip)", date=s.date, rows=None, files=s.objects, bytes=s.bytes, bytes_per_record=per
-                )
-            )
-        return out
+    def report_rows(
+        self, date_from: Optional[str] = None, date_to: Optional[str] = None
+    ) -> tuple[list[dict], list[dict]]:
+        """The HTML report's storage section: (one row per table and one for the whole lake; one row per
+        table and day of [date_from, date_to], ISO dates, either end open)."""
+        totals = []
+        dated = {t.table for t in self.tables if t.date}
+        for t in self.totals():
+            per = self.per_record(t.bytes, None) if t.table in dated else None
+            totals.append(dict(table=t.table, rows=t.rows, files=t.files, bytes=t.bytes, bytes_per_record=per))
+        totals.append(
+            dict(table="(lake)", rows=None, files=sum(t.files for t in self.tables),
+                 bytes=sum(t.bytes for t in self.tables), bytes_per_record=None)
+        )
+        days = [
+            dict(table=t.table, date=t.date, rows=t.rows, files=t.files, bytes=t.bytes,
+                 bytes_per_record=self.per_record(t.bytes, t.date))
+            for t in self.tables
+            if t.date and (date_from is None or t.date >= date_from) and (date_to is None or t.date <= date_to)
+        ]
+        return totals, days
 
     def text(self) -> str:
         def fmt(v: Optional[float], spec: str = ",") -> str:
