@@ -3,7 +3,7 @@
 `make package`), as tests/test_cluster.py does. Prints seconds per job, records per second per core and the
 speed-up, and checks that the flows' sums equal the generator's truth.
 
-    .venv/bin/python scripts/bench_cluster.py --records 10000000 --data /work/bench
+    .venv/bin/python scripts/bench_cluster.py --records 1000000,10000000 --data /work/bench
 
 The driver runs on the same machine as the workers: with 2 one-core workers on a 2-core machine it competes
 with them, so the 2-worker figure is a lower bound of what two separate machines would give. What does carry
@@ -165,25 +165,12 @@ def submit(url: str, driver_python: Path, work: Path, script: str, *args: str, e
             "task_cpu": task_cpu}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=10_000_000)
-    ap.add_argument("--data", default="bench-out", help="where the dataset (gen<records>) and the runs go")
-    ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--worker-memory", default="3g")
-    ap.add_argument("--executor-memory", default="2g")
-    args = ap.parse_args()
-    base = Path(args.data).resolve()
-    data = base / f"gen{args.records}"
+def one_size(records: int, base: Path, env_dir: Path, args: argparse.Namespace) -> list[tuple]:
+    """Ingest + dedup of `records` generated records on each cluster size; one row per size."""
+    data = base / f"gen{records}"
     if not (data / "_truth.json").exists():
         subprocess.run([sys.executable, str(REPO / "scripts/generate_flow_logs.py"), "--out", str(data), "--records",
-                        str(args.records), "--overwrite", "--quiet"], check=True)
-    truth = json.loads((data / "_truth.json").read_text())
-    subprocess.run(["bash", "scripts/package.sh", sys.executable], cwd=REPO, check=True, capture_output=True)
-    env_dir = base / "cluster-driver-env"
-    if not env_dir.exists():
-        with tarfile.open(REPO / "dist" / "flowspark-venv.tar.gz") as tar:
-            tar.extractall(env_dir)
+                        str(records), "--overwrite", "--quiet"], check=True)
     rows = []
     for n in [int(w) for w in args.workers.split(",")]:
         work = base / f"cluster-{n}w"
@@ -201,32 +188,62 @@ def main() -> int:
             stop(procs)
         out = (work / "submit-dedup_flows.py.log").read_text()
         ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
-        rows.append((n, ing, ded, ok))
-        print(f"{n} worker(s): ingest {ing['wall']:.1f} s, dedup {ded['wall']:.1f} s, "
+        rows.append((records, n, ing, ded, ok))
+        print(f"{records:,} records, {n} worker(s): ingest {ing['wall']:.1f} s, dedup {ded['wall']:.1f} s, "
               f"conservation {'OK' if ok else 'FAILED'}", flush=True)
-    one = rows[0][1]["wall"] + rows[0][2]["wall"]
-    m = args.records / 1e6
-    print(f"\n{args.records:,} records ({truth['files']:,} objects), workers of 1 core / {args.worker_memory}, "
-          f"driver on the same {os.cpu_count()}-core machine")
-    print("| workers | ingest s | dedup s | ingest + dedup s | speed-up | worker CPU s per M records | driver CPU s "
-          "per M records | serial s (no task running) | task CPU s per M | conservation |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for n, ing, ded, ok in rows:
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", default="1000000,10000000",
+                    help="sizes, comma-separated; with two or more, the sizing model uses the marginal CPU "
+                         "between the smallest and the largest (start-up and JIT warm-up cancel out)")
+    ap.add_argument("--data", default="bench-out", help="where the datasets (gen<records>) and the runs go")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--worker-memory", default="3g")
+    ap.add_argument("--executor-memory", default="2g")
+    args = ap.parse_args()
+    base = Path(args.data).resolve()
+    sizes = sorted(int(r) for r in args.records.split(","))
+    subprocess.run(["bash", "scripts/package.sh", sys.executable], cwd=REPO, check=True, capture_output=True)
+    env_dir = base / "cluster-driver-env"  # the driver's Python: the archive just built, unpacked afresh
+    subprocess.run(["rm", "-rf", str(env_dir)], check=True)
+    with tarfile.open(REPO / "dist" / "flowspark-venv.tar.gz") as tar:
+        tar.extractall(env_dir)
+    rows = [row for size in sizes for row in one_size(size, base, env_dir, args)]
+    print(f"\nworkers of 1 core / {args.worker_memory}, driver on the same {os.cpu_count()}-core machine")
+    print("| records | workers | ingest s | dedup s | ingest + dedup s | speed-up | worker CPU s | driver CPU s "
+          "| serial s (no task running) | task CPU s | conservation |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    first = {}
+    for records, n, ing, ded, ok in rows:
         total = ing["wall"] + ded["wall"]
-        print(f"| {n} | {ing['wall']:.1f} | {ded['wall']:.1f} | {total:.1f} | {one / total:.2f} | "
-              f"{(ing['worker_cpu'] + ded['worker_cpu']) / m:.1f} | {(ing['driver_cpu'] + ded['driver_cpu']) / m:.1f} "
-              f"| {ing['serial'] + ded['serial']:.1f} | {(ing['task_cpu'] + ded['task_cpu']) / m:.1f} | "
-              f"{'OK' if ok else 'FAILED'} |")
-    # The sizing model, from the 1-worker run (the least contended): workers' CPU scales with records and
-    # divides over cores; the serial part is taken as fixed per day-run (it grows with objects and days in
-    # reality: planning is one listing + one GET per flow log, commits are per run).
-    n1, ing, ded, _ = rows[0]
-    per_m = (ing["worker_cpu"] + ded["worker_cpu"]) / m
-    serial = ing["serial"] + ded["serial"]
-    gz = sum(f.stat().st_size for f in data.rglob("*.log.gz"))
-    b_per_rec = gz / args.records
-    print(f"\nsizing model: T = {serial:.0f} s serial + {per_m:.1f} worker CPU s per M records / cores "
-          f"({b_per_rec:.1f} B of gzip per record)")
+        first.setdefault(records, total)
+        print(f"| {records:,} | {n} | {ing['wall']:.1f} | {ded['wall']:.1f} | {total:.1f} | "
+              f"{first[records] / total:.2f} | {ing['worker_cpu'] + ded['worker_cpu']:.1f} | "
+              f"{ing['driver_cpu'] + ded['driver_cpu']:.1f} | {ing['serial'] + ded['serial']:.1f} | "
+              f"{ing['task_cpu'] + ded['task_cpu']:.1f} | {'OK' if ok else 'FAILED'} |")
+    # The sizing model, from the 1-worker runs (the least contended): the workers' CPU per record divides
+    # over cores; the serial seconds (no task running) are the largest run's, taken as fixed per day-run
+    # (planning is one listing + one GET per flow log, the commits are per run).
+    one = {records: (ing, ded) for records, n, ing, ded, _ in rows if n == min(r[1] for r in rows)}
+    lo, hi = min(one), max(one)
+
+    def cpu(r: int) -> float:
+        return one[r][0]["worker_cpu"] + one[r][1]["worker_cpu"]
+
+    if hi > lo:
+        per_m = (cpu(hi) - cpu(lo)) / ((hi - lo) / 1e6)
+        how = f"marginal between {lo:,} and {hi:,} records"
+    else:
+        per_m = cpu(hi) / (hi / 1e6)
+        how = f"average of {hi:,} records (start-up included)"
+    serial = one[hi][0]["serial"] + one[hi][1]["serial"]
+    data = base / f"gen{hi}"
+    b_per_rec = sum(f.stat().st_size for f in data.rglob("*.log.gz")) / hi
+    print(f"\nsizing model: T = {serial:.0f} s serial + {per_m:.1f} worker CPU s per M records ({how}) / cores; "
+          f"{b_per_rec:.1f} B of gzip per record")
     print("| gzip a day | records | worker core-hours | 16 cores | 64 cores | 256 cores |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, size in (("100 GB", 100e9), ("1 TB", 1e12)):
