@@ -16,8 +16,10 @@ SAMPLES = REPO / "tests" / "data" / "samples"
 def cfg():
     from flowspark.edges.config import load_config, with_overrides
 
+    # 2 GB of driver heap: the whole suite in one session on Spark 3.5 + Delta 3.3 ran out of 1 GB ("GC
+    # overhead limit exceeded" in test_reports, then a stopped SparkContext for every later test, 2026-11-29)
     return with_overrides(
-        load_config("local"), spark={"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"}
+        load_config("local"), spark={"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "2g"}
     )
 
 
