@@ -2,7 +2,10 @@
 
 spark-submit runs the job entry points from the artifacts `scripts/package.sh` builds (the venv-pack
 archive shipped with --archives, whose Python the driver and the executors both use), never from the
-source tree. The event log proves that executors on the workers ran the tasks, not the driver.
+source tree. Ingest reads the flow logs from S3 (moto's server on loopback; the workers and the driver get
+credentials from the environment, the standard AWS chain, as an instance profile gives them on EMR) and
+writes the lake to a local folder the workers share; dedup reads and writes that lake. The event log
+proves that executors on the workers ran the tasks, not the driver.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from flowspark.generator import generate
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[1]
+# What the standard AWS chain finds in the environment of the workers (their executors' Python) and driver.
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def _free_port() -> int:
@@ -66,6 +71,7 @@ def cluster(tmp_path_factory):
     port, ui = _free_port(), _free_port()
     env = {
         **os.environ,
+        **AWS_ENV,
         "SPARK_HOME": str(home),
         "SPARK_LOCAL_IP": "127.0.0.1",  # every process of the cluster on loopback only
         "SPARK_LOG_DIR": str(work / "logs"),
@@ -118,7 +124,7 @@ def _submit(cluster, artifacts, script: str, *args: str, events: Path) -> subpro
     from flowspark.edges.session import cache_dir
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "VIRTUAL_ENV"))}
-    env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
+    env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", **AWS_ENV)
     cmd = [
         str(home / "bin" / "spark-submit"),
         "--master", cluster["url"],
@@ -177,12 +183,21 @@ def _executor_tasks(events: Path) -> tuple[set[str], dict[str, int]]:
     return added, tasks
 
 
-def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, cluster, artifacts, tmp_path):
+def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, moto_s3, cluster, artifacts, tmp_path):
     src, lake, events = tmp_path / "src", tmp_path / "lake", tmp_path / "events"
     events.mkdir()
     truth = generate(str(tmp_path / "gen"), records=20_000, seed=17, accounts=1, regions=1, days=1, workers=1)
     _regroup(tmp_path / "gen", src, objects=6)
-    r = _submit(cluster, artifacts, "ingest_flow_logs.py", "--source", str(src), "--lake", str(lake), events=events)
+    moto_s3.client.create_bucket(Bucket="cluster-logs")
+    for f in sorted(src.iterdir()):
+        moto_s3.client.upload_file(str(f), "cluster-logs", f"vpc/{f.name}")
+    config = tmp_path / "cluster.toml"  # the local defaults, with S3 at moto's endpoint
+    config.write_text(
+        (REPO / "conf" / "local.toml").read_text().replace('endpoint = ""', f'endpoint = "{moto_s3.endpoint}"')
+        .replace("path_style = false", "path_style = true")
+    )
+    r = _submit(cluster, artifacts, "ingest_flow_logs.py", "--source", "s3://cluster-logs/vpc", "--lake", str(lake),
+                "--config", str(config), events=events)  # fmt: skip
     assert r.returncode == 0, [line for line in r.stderr.splitlines() if "flowspark" in line or "Error" in line][:20]
     assert "check          records" in r.stdout and ": OK" in r.stdout
     r = _submit(cluster, artifacts, "dedup_flows.py", "--lake", str(lake), events=events)
@@ -192,6 +207,7 @@ def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, 
 
     records = tables.read(spark, str(lake), tables.FLOW_RECORDS)
     assert records.count() == truth["records"]
+    assert records.where(~records.source_file.startswith("s3://cluster-logs/vpc/part-")).count() == 0
     flows = tables.read(spark, str(lake), tables.FLOWS)
     got = flows.selectExpr("sum(records) r", "sum(packets) p", "sum(bytes) b").first()
     assert (got["r"], got["p"], got["b"]) == (truth["data_records"], truth["packets"], truth["bytes"])
