@@ -38,7 +38,7 @@ setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .
 demo: setup ## generate sample flow logs and run the whole pipeline on them (local Spark)
 	$(PY) scripts/demo.py --out $(DEMO) --records $(RECORDS)
 
-test: setup setup-spark35 lint ## lint, the whole suite on Spark 4.0 + Delta 4.0, the non-slow suite on Spark 3.5 + Delta 3.3
+test: setup setup-spark35 lint ## lint, then the whole suite on Spark 4.0 + Delta 4.0 and on Spark 3.5 + Delta 3.3, the two at once
 	scripts/test_lanes.sh
 
 test-fast: setup ## the suite without the slow tests (real-size objects, crashes, S3, generated data), Spark 4 only
