@@ -2,7 +2,7 @@
 # The whole suite on each Spark line (the same code on both), with each lane's time and its 25 slowest
 # tests: Spark 4.0 + Delta 4.0, and Spark 3.5 + Delta 3.3 (Glue 5, EMR 7). The two lanes run at the same
 # time: one lane keeps this 2-core machine ~77% busy, and on a fresh clone both lanes at once took 37 min
-# in all (set-up included) where one after the other takes ~44 (README, Spark lines).
+# in all (set-up included) where one after the other takes ~43 (README, Spark lines).
 # Each lane has its own pytest process, temp folder and output lines (prefixed with the lane).
 # Usage: scripts/test_lanes.sh [pytest args...]   (make test calls it; CI calls make test)
 #        LANES=35 scripts/test_lanes.sh ...       (one lane only: 4 or 35)
