@@ -12,7 +12,7 @@ DEMO   ?= demo
 RECORDS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-spark35 demo test test-fast lint typecheck bench package clean
+.PHONY: help setup setup-spark35 demo test test-fast test-isolated lint typecheck bench package clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -43,6 +43,9 @@ test: setup setup-spark35 lint ## lint, then the whole suite on Spark 4.0 + Delt
 
 test-fast: setup ## the suite without the slow tests (real-size objects, crashes, S3, generated data), Spark 4 only
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+test-isolated: setup ## each test file alone in a process of its own (Spark 4; the suite's order is random on every run)
+	@for f in tests/test_*.py; do echo "== $$f"; $(PY) -m pytest -q -p no:cacheprovider $$f || exit 1; done
 
 lint: setup ## ruff, and the import contract of the layers (cli -> pipelines -> edges -> core)
 	$(VENV)/bin/ruff check flowspark jobs scripts tests dags

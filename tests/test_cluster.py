@@ -4,8 +4,9 @@ spark-submit runs the job entry points from the artifacts `scripts/package.sh` b
 archive shipped with --archives, whose Python the driver and the executors both use), never from the
 source tree. Ingest reads the flow logs from S3 (moto's server on loopback; the workers and the driver get
 credentials from the environment, the standard AWS chain, as an instance profile gives them on EMR) and
-writes the lake to a local folder the workers share; dedup reads and writes that lake. The event log
-proves that executors on the workers ran the tasks, not the driver.
+writes the lake to a local folder the workers share; dedup reads and writes that lake. The event logs and
+the workers' work folders show that every task ran on an executor one of the two workers launched, and
+that both workers ran tasks.
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def _submit(cluster, artifacts, script: str, *args: str, events: Path) -> subpro
         "--conf", "spark.pyspark.python=./env/bin/python",  # executors: the archive, unpacked in their work dir
         "--conf", f"spark.pyspark.driver.python={artifacts['env'] / 'bin' / 'python'}",
         "--conf", "spark.executor.memory=768m",
+        # jobs wait until both workers' executors are there (up to 60 s), so both can be seen running tasks
+        "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
+        "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=60s",
         "--conf", "spark.driver.host=127.0.0.1",
         "--conf", "spark.driver.bindAddress=127.0.0.1",
         "--conf", "spark.eventLog.enabled=true",
@@ -166,21 +170,36 @@ def _regroup(generated: Path, out: Path, objects: int) -> None:
                 dst.writelines(lines if j == 0 else lines[1:])
 
 
-def _executor_tasks(events: Path) -> tuple[set[str], dict[str, int]]:
-    """(executor ids added, tasks finished per executor id) from every event log in the folder."""
-    added: set[str] = set()
-    tasks: dict[str, int] = {}
-    for log in events.rglob("*"):
-        if not log.is_file():
-            continue
+def _executors_of_workers(work: Path) -> dict[tuple[str, str], str]:
+    """(application id, executor id) -> the worker that launched it: a standalone worker runs each executor
+    in <its work folder>/<app id>/<executor id>/ (both workers bind 127.0.0.1, so hosts cannot tell them
+    apart; their work folders can)."""
+    out = {}
+    for worker in sorted(work.glob("w[0-9]")):
+        for app in worker.iterdir():
+            if app.is_dir() and app.name.startswith("app-"):
+                for ex in app.iterdir():
+                    if ex.is_dir():
+                        out[(app.name, ex.name)] = worker.name
+    return out
+
+
+def _tasks_by_worker(events: Path, launched: dict[tuple[str, str], str]) -> dict[str, dict[str, int]]:
+    """Per application (its event log), the tasks finished on each worker's executors; an executor no
+    worker launched (the driver, or a stranger) counts under its own id."""
+    out: dict[str, dict[str, int]] = {}
+    for log in sorted(p for p in events.iterdir() if p.is_file()):
+        app, tasks = None, {}
         for line in log.read_text().splitlines():
             e = json.loads(line)
-            if e["Event"] == "SparkListenerExecutorAdded":
-                added.add(e["Executor ID"])
+            if e["Event"] == "SparkListenerApplicationStart":
+                app = e["App ID"]
             elif e["Event"] == "SparkListenerTaskEnd":
                 ex = e["Task Info"]["Executor ID"]
-                tasks[ex] = tasks.get(ex, 0) + 1
-    return added, tasks
+                where = launched.get((app, ex), f"executor {ex} of no worker")
+                tasks[where] = tasks.get(where, 0) + 1
+        out[log.name] = tasks
+    return out
 
 
 def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, moto_s3, cluster, artifacts, tmp_path):
@@ -212,7 +231,10 @@ def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, 
     got = flows.selectExpr("sum(records) r", "sum(packets) p", "sum(bytes) b").first()
     assert (got["r"], got["p"], got["b"]) == (truth["data_records"], truth["packets"], truth["bytes"])
 
-    added, tasks = _executor_tasks(events)
-    assert len(added - {"driver"}) >= 2, added  # both workers gave an executor
-    assert tasks.get("driver", 0) == 0, tasks  # no task ran inside the driver
-    assert sum(n for ex, n in tasks.items() if ex != "driver") > 0
+    # Every task of both applications ran on an executor one of the two workers launched, and in the ingest
+    # (4 read tasks and more) both workers ran some: the submit waits for both executors to register.
+    by_app = _tasks_by_worker(events, _executors_of_workers(cluster["work"]))
+    assert len(by_app) == 2, by_app
+    for app, tasks in by_app.items():
+        assert set(tasks) <= {"w0", "w1"} and sum(tasks.values()) > 0, (app, tasks)
+    assert any(set(tasks) == {"w0", "w1"} for tasks in by_app.values()), by_app

@@ -187,6 +187,9 @@ def test_generated_dedup_matches_truth_and_reruns_are_idempotent(spark, cfg, gen
     s = run_dedup(spark, cfg, str(lake))
     assert s.conserved()
     assert (s.input_records, s.input_packets, s.input_bytes) == (truth["data_records"], truth["packets"], truth["bytes"])
+    # the table itself, summed here (not through the job's own check) against the generator's truth
+    held = tables.read(spark, str(lake), tables.FLOWS).agg(F.count(F.lit(1)), F.sum("records"), F.sum("packets"), F.sum("bytes")).first()
+    assert tuple(held) == (truth["window_1h"]["flow_keys"], truth["data_records"], truth["packets"], truth["bytes"])
     w = truth["window_1h"]
     assert s.output_rows == w["flow_keys"]
     assert (s.runts_accept, s.runts_reject) == (w["runt_keys_by_action"]["ACCEPT"], w["runt_keys_by_action"]["REJECT"])
@@ -224,17 +227,54 @@ def test_one_day_rerun_replaces_only_that_day(spark, cfg, gen_lake):
     assert int(ops["numRemovedFiles"]) > 0 and int(ops["numOutputRows"]) == s.output_rows
 
 
-def test_conservation_failure_is_loud(spark, cfg, gen_lake, monkeypatch):
+# Errors compaction could make, each in one direction of one measure: the conservation check must catch
+# every one (records, packets and bytes; lost and gained), whatever the others do.
+LOSSES = {
+    "runts dropped (records lost)": lambda df: df.where(F.col("records") > 1),  # the notebook's de-duplicator
+    "packets lost": lambda df: df.withColumn("packets", F.col("packets") - F.when(F.col("records") > 1, 1).otherwise(0)),
+    "bytes doubled on a row": lambda df: df.withColumn(
+        "bytes", F.col("bytes") * F.when(F.monotonically_increasing_id() == 0, 2).otherwise(1)
+    ),
+    "a flow written twice (records gained)": lambda df: df.withColumn(
+        "__n", F.explode(F.when(F.monotonically_increasing_id() == 0, F.array(F.lit(1), F.lit(2))).otherwise(F.array(F.lit(1))))
+    ).drop("__n"),
+}
+
+
+@pytest.mark.parametrize("error", sorted(LOSSES))
+def test_conservation_failure_is_loud(spark, cfg, gen_lake, monkeypatch, error):
+    """A compaction that loses or gains records, packets or bytes fails the job and leaves flows as it was."""
     lake, _, _ = gen_lake
     real = dedup.compact
 
     def lossy(*a, **k):
         inner = real(*a, **k)
-        return lambda df: inner(df).where(F.col("records") > 1)  # drops the runts, like the notebook
+        return lambda df: LOSSES[error](inner(df))
 
     run_dedup(spark, cfg, str(lake))
     good = tables.read(spark, str(lake), tables.FLOWS).collect()
     monkeypatch.setattr(dedup, "compact", lossy)
+    with pytest.raises(ReconciliationError, match="did not conserve"):
+        run_dedup(spark, cfg, str(lake))
+    after = tables.read(spark, str(lake), tables.FLOWS)
+    _same(spark.createDataFrame(good, after.schema), after)
+
+
+@pytest.mark.parametrize("measure", ["packets", "bytes"])
+def test_what_the_table_holds_after_the_write_is_checked_too(spark, cfg, gen_lake, monkeypatch, measure):
+    """The computed output conserves, but what reaches the table does not (a write that changed values after
+    they were counted): the check of the stored range catches it, for packets and bytes alike."""
+    lake, _, _ = gen_lake
+    run_dedup(spark, cfg, str(lake))
+    good = tables.read(spark, str(lake), tables.FLOWS).collect()
+    real = tables.replace_dates
+
+    def altered(df, lake_, name, *a, **k):
+        if name == tables.FLOWS:
+            df = df.withColumn(measure, F.col(measure) + F.when(F.monotonically_increasing_id() == 0, 1).otherwise(0))
+        return real(df, lake_, name, *a, **k)
+
+    monkeypatch.setattr(tables, "replace_dates", altered)
     with pytest.raises(ReconciliationError, match="did not conserve"):
         run_dedup(spark, cfg, str(lake))
     after = tables.read(spark, str(lake), tables.FLOWS)

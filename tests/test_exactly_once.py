@@ -2,9 +2,10 @@
 objects, --force, a failed reconciliation. Every check compares whole tables (duplicates included) with a
 clean run's lake or with the generator's truth.
 
-The crash and concurrency tests run `flowspark ingest` as subprocesses (a fresh JVM each, killed with
-SIGKILL by the pipeline's fault points: FLOWSPARK_FAULT=<point>; FLOWSPARK_BARRIER makes two runs claim at
-the same moment).
+The crash and concurrency tests run `flowspark ingest` as subprocesses (a fresh JVM each) with the test
+hooks armed (flowspark/edges/hooks.py): FLOWSPARK_FAULT=<point> SIGKILLs the run at a named point,
+FLOWSPARK_BARRIER=claim:2 holds two runs' claims inside their transactions until both are there; the hooks
+leave evidence files that prove the kill landed where it should and that the race happened.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ BAD_OBJECT = (
 BAD_GOOD, BAD_REJECTS = 2, 3
 
 
-def _merge_hourly(root: Path) -> int:
-    """Concatenate the generator's 5-minute objects into one object per flow log and hour (fewer, bigger
-    objects: the tests pay per object). Keeps the AWS name pattern (the date of records without start)."""
+def _merge(root: Path, hours: int = 1) -> int:
+    """Concatenate the generator's 5-minute objects into one object per flow log and `hours` hours (fewer,
+    bigger objects: the tests pay per object). Keeps the AWS name pattern (the date of records without
+    start)."""
     groups: dict[tuple[Path, str], list[Path]] = defaultdict(list)
     for p in sorted(root.rglob("*.log.gz")):
         stem = p.name.split("_")
-        hour = stem[4][:11]  # 20240601T00
-        groups[(p.parent, "_".join(stem[:4]) + f"_{hour}00Z")].append(p)
+        hour = int(stem[4][9:11]) // hours * hours  # 20240601T0005Z -> 00
+        groups[(p.parent, "_".join(stem[:4]) + f"_{stem[4][:9]}{hour:02d}00Z")].append(p)
     for (folder, name), parts in groups.items():
         out = folder / f"{name}_merged.log.gz"
         with gzip.open(out, "wt") as dst:
@@ -67,22 +69,52 @@ def _merge_hourly(root: Path) -> int:
     return len(groups)
 
 
+# The crash source: two days in 8 objects (6-hour objects) plus one object with rejects. Day 1 and the bad
+# object (part A) are there from the start; day 2 (part B) arrives after a first run crashed (the resume
+# tests: a rerun that resumes A's claim, then claims B).
+CRASH_RECORDS = 4_000
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    """Two days of generated records in 48 objects, plus one object with rejects."""
+    """(source folder, truth, part B's objects kept aside): generated once for the module; the folder holds
+    part A until `resume_base` has made its lake, then A and B."""
     out = tmp_path_factory.mktemp("eo_source")
-    truth = generate(str(out), records=40_000, seed=23, accounts=1, regions=1, days=2, workers=1, quiet=True)
-    objects = _merge_hourly(out)
+    truth = generate(str(out), records=CRASH_RECORDS, seed=23, accounts=1, regions=1, days=2, workers=1, quiet=True)
+    truth["objects"] = _merge(out, hours=6) + 1
     (out / "extra").mkdir()
     (out / "extra" / "bad.log").write_text(BAD_OBJECT)
-    truth["objects"] = objects + 1
-    return out, truth
+    day2 = max(truth["by_date"]).replace("-", "")
+    aside = tmp_path_factory.mktemp("eo_part_b")
+    part_b = []
+    for p in sorted(out.rglob(f"*_{day2}T*.log.gz")):
+        kept = aside / p.relative_to(out)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(p, kept)
+        part_b.append((kept, p))
+    assert 0 < len(part_b) < truth["objects"] - 1
+    return out, truth, part_b
 
 
 @pytest.fixture(scope="module")
-def clean_lake(spark, cfg, source, tmp_path_factory):
-    """The reference: one clean ingest of the source."""
-    src, truth = source
+def resume_base(source, tmp_path_factory):
+    """A lake whose one claim (part A) is pending: a run killed right after its claim committed. Then part B
+    arrives in the source. The resume tests each start from a copy of this lake."""
+    src, truth, part_b = source
+    lake = tmp_path_factory.mktemp("eo_resume_base") / "lake"
+    evidence = lake.parent / "hooks"
+    rc, _, err = _wait(_run(src, lake, env=_hooks(evidence, FLOWSPARK_FAULT="after_claim")))
+    assert rc == -9 and _evidence(evidence, "fault.after_claim"), err
+    for kept, place in part_b:
+        place.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kept, place)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def clean_lake(spark, cfg, source, resume_base, tmp_path_factory):
+    """The reference: one clean ingest of the whole source (A and B)."""
+    src, truth, _ = source
     lake = tmp_path_factory.mktemp("eo_clean") / "lake"
     s = run_ingest(spark, cfg, str(src), str(lake))
     assert (s.records, s.rejected, s.rows_written) == (truth["records"] + 5, BAD_REJECTS, truth["records"] + 2)
@@ -136,6 +168,17 @@ def _ledger_states(spark, lake) -> dict:
 
 def _count(spark, lake, name) -> int:
     return tables.read(spark, str(lake), name).count() if tables.exists(spark, str(lake), name) else 0
+
+
+def _hooks(folder: Path, **env: str) -> dict:
+    """The environment that arms the test hooks (flowspark/edges/hooks.py), their evidence going to `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"FLOWSPARK_TEST_HOOKS": str(folder), **env}
+
+
+def _evidence(folder: Path, event: str) -> list[str]:
+    """The evidence files the hooks left for an event (fault.<point>, reading, barrier.<name>, conflict)."""
+    return sorted(p.name for p in folder.glob(f"{event}.*")) if folder.exists() else []
 
 
 # ---------------------------------------------------------------- the Delta behaviours the design rests on
@@ -200,59 +243,109 @@ def test_delta_behaviours_the_design_rests_on(spark, tmp_path):
 
 
 # ---------------------------------------------------------------- crashes
+#
+# Every crash point of ingest (ingest.FAULT_POINTS) is tested twice, each time on a lake of its own: on a
+# first attempt (a fresh lake), and on a resumed claim (a copy of `resume_base`, whose claim of part A a
+# crashed run left pending; the rerun resumes it, and after_claim kills it once it has claimed part B).
+# After the kill the state shows where it landed (STATE); then a rerun in this process ends in the clean
+# run's tables, duplicates counted.
 
 
-@pytest.mark.slow
-def test_sigkill_at_every_point_then_rerun_equals_a_clean_run(spark, source, clean_lake, tmp_path):
-    """SIGKILL during the read, right after the flow_records commit, between flow_rejects and the stats,
-    and between the stats and the ledger's done; each rerun resumes the same claim; the last one finishes.
-    The state after each kill shows where it landed; the end state is the clean run's, table by table."""
-    src, truth = source
-    lake = tmp_path / "lake"
-    n_objects = truth["objects"]
+def _state(spark, lake) -> tuple:
+    """(flow_records rows, flow_rejects rows, ingest_stats rows, ledger states) of a lake."""
+    return (
+        _count(spark, lake, tables.FLOW_RECORDS),
+        _count(spark, lake, tables.FLOW_REJECTS),
+        _count(spark, lake, tables.INGEST_STATS),
+        _ledger_states(spark, lake),
+    )
 
-    rc, _, err = _wait(_run(src, lake, env={"FLOWSPARK_FAULT": "reading"}))
+
+def _expected_state(point: str, n_a: int, n_all: int, rec_a: int, rec_all: int, resumed: bool) -> tuple:
+    """What the tables hold after a kill at `point`. First attempt: one claim of every object (n_all, with
+    rec_all valid records). Resumed: part A's claim (n_a objects, rec_a records) is completed; after_claim
+    comes after that, when part B (n_all - n_a objects) has been claimed."""
+    n, rec = (n_a, rec_a) if resumed else (n_all, rec_all)
+    table = {
+        "after_claim": (0, 0, 0, {"claimed": n}),
+        "reading": (0, 0, 0, {"claimed": n}),
+        "after_records": (rec, 0, 0, {"claimed": n}),
+        "after_rejects": (rec, BAD_REJECTS, 0, {"claimed": n}),
+        "after_stats": (rec, BAD_REJECTS, 1, {"claimed": n}),
+        "after_done": (rec, BAD_REJECTS, 1, {"done": n}),
+    }
+    if resumed and point == "after_claim":
+        return (rec_a, BAD_REJECTS, 1, {"done": n_a, "claimed": n_all - n_a})
+    return table[point]
+
+
+def test_the_crash_points_are_the_ones_the_code_has():
+    """Each _fault("<point>") in ingest is in FAULT_POINTS, and each of those is in the code: a point added
+    or moved is tested below by name."""
+    import re
+
+    code = (REPO / "flowspark" / "pipelines" / "ingest.py").read_text()
+    assert set(re.findall(r'_fault\("([a-z_]+)"', code)) == set(ingest.FAULT_POINTS)
+
+
+def _crash_then_rerun(spark, cfg, src, lake, point, truth, clean_lake, resumed: bool, n_a: int, rec_a: int):
+    evidence = lake.parent / "hooks"
+    rc, _, err = _wait(_run(src, lake, env=_hooks(evidence, FLOWSPARK_FAULT=point)))
     assert rc == -9, err
-    assert _count(spark, lake, tables.FLOW_RECORDS) == 0  # killed before the first data commit
-    assert _ledger_states(spark, lake) == {"claimed": n_objects}
-
-    rc, _, err = _wait(_run(src, lake, env={"FLOWSPARK_FAULT": "after_records"}))
-    assert rc == -9, err
-    assert _count(spark, lake, tables.FLOW_RECORDS) == truth["records"] + BAD_GOOD
-    assert _count(spark, lake, tables.FLOW_REJECTS) == 0
-    assert _ledger_states(spark, lake) == {"claimed": n_objects}
-
-    rc, _, err = _wait(_run(src, lake, env={"FLOWSPARK_FAULT": "after_rejects"}))
-    assert rc == -9, err
-    assert _count(spark, lake, tables.FLOW_RECORDS) == truth["records"] + BAD_GOOD  # not written again
-    assert _count(spark, lake, tables.FLOW_REJECTS) == BAD_REJECTS
-    assert _count(spark, lake, tables.INGEST_STATS) == 0
-
-    rc, _, err = _wait(_run(src, lake, env={"FLOWSPARK_FAULT": "after_stats"}))
-    assert rc == -9, err
-    assert _count(spark, lake, tables.INGEST_STATS) == 1
-    assert _ledger_states(spark, lake) == {"claimed": n_objects}
-
-    rc, out, err = _wait(_run(src, lake))
-    assert rc == 0, err
-    assert "resumed" in out and "check          records" in out
-    assert _ledger_states(spark, lake) == {"done": n_objects}
-    assert _count(spark, lake, tables.INGEST_STATS) == 1
+    assert "TEST HOOKS ARMED" in err  # an armed hook says so before it acts
+    assert _evidence(evidence, f"fault.{point}"), f"no kill at {point}: {err[-2000:]}"
+    if point == "reading":  # the kill came while a read task was reading, not before any ran
+        assert _evidence(evidence, "reading")
+    n_all, rec_all = truth["objects"], truth["records"] + BAD_GOOD
+    assert _state(spark, lake) == _expected_state(point, n_a, n_all, rec_a, rec_all, resumed)
+    s = run_ingest(spark, cfg, str(src), str(lake))
+    if point != "after_done" or resumed:
+        assert s.resumed or s.files_read, s.text()
+    assert _ledger_states(spark, lake) == {"done": n_all}
     assert _duplicates(spark, lake) == 0
     _assert_same_lake(spark, lake, clean_lake)
 
 
 @pytest.mark.slow
-def test_sigkill_after_first_commit_then_rerun_does_not_double(spark, source, clean_lake, tmp_path):
-    """The user's reproduction: kill right after the flow_records commit, rerun: not twice the rows."""
-    src, truth = source
+@pytest.mark.parametrize("point", ingest.FAULT_POINTS)
+def test_sigkill_on_a_first_attempt_then_rerun_equals_a_clean_run(spark, cfg, source, clean_lake, tmp_path, point):
+    src, truth, part_b = source
+    n_a = truth["objects"] - len(part_b)
+    _crash_then_rerun(spark, cfg, src, tmp_path / "lake", point, truth, clean_lake, False, n_a, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ingest.FAULT_POINTS)
+def test_sigkill_on_a_resumed_claim_then_rerun_equals_a_clean_run(
+    spark, cfg, source, resume_base, clean_lake, tmp_path, point
+):
+    src, truth, part_b = source
     lake = tmp_path / "lake"
-    rc, _, err = _wait(_run(src, lake, env={"FLOWSPARK_FAULT": "after_records"}))
-    assert rc == -9, err
-    rc, out, err = _wait(_run(src, lake))
-    assert rc == 0, err
-    assert _count(spark, lake, tables.FLOW_RECORDS) == truth["records"] + BAD_GOOD
-    _assert_same_lake(spark, lake, clean_lake)
+    shutil.copytree(resume_base, lake)
+    n_a = truth["objects"] - len(part_b)
+    rec_a = _records_in(spark, clean_lake, part_b)
+    _crash_then_rerun(spark, cfg, src, lake, point, truth, clean_lake, True, n_a, rec_a)
+
+
+def _records_in(spark, lake, part_b) -> int:
+    """flow_records rows of the objects of part A (every object but part B's) in a lake."""
+    b = [tables.sql_string("file:" + str(place)) for _, place in part_b]
+    rec = tables.read(spark, str(lake), tables.FLOW_RECORDS)
+    return rec.where(f"source_file NOT IN ({', '.join(b)})").count()
+
+
+def test_hooks_are_off_unless_armed(spark, cfg, source, tmp_path, monkeypatch, caplog):
+    """FLOWSPARK_FAULT alone (a variable left in a scheduler's environment) kills nothing, and says so."""
+    src, truth, _ = source
+    monkeypatch.setenv("FLOWSPARK_FAULT", "after_claim")
+    monkeypatch.delenv("FLOWSPARK_TEST_HOOKS", raising=False)
+    from flowspark.edges import hooks
+
+    monkeypatch.setattr(hooks, "_announced", [])
+    with caplog.at_level("WARNING", logger="flowspark"):
+        s = run_ingest(spark, cfg, str(src), str(tmp_path / "lake"))
+    assert s.reconciled() and s.files_read == s.files_found > 0
+    assert any("test hooks stay off" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------- concurrent runs
@@ -260,25 +353,33 @@ def test_sigkill_after_first_commit_then_rerun_does_not_double(spark, source, cl
 
 def _outcome(rc: int, err: str) -> None:
     """A run of a concurrent pair either succeeds or fails with one line naming the cause."""
-    assert rc == 0 or (rc == 1 and len(err.strip().splitlines()) == 1), err
+    assert rc == 0 or (rc == 1 and len([ln for ln in err.strip().splitlines() if "TEST HOOK" not in ln]) == 1), err
+
+
+def _race(src, lake, evidence: Path) -> None:
+    """Two ingests started together whose claim MERGEs are held inside their transactions until both are
+    there (FLOWSPARK_BARRIER=claim:2): both must arrive, and Delta must refuse one commit for the other's
+    (a conflict, then retried). Without that evidence the test proves nothing about a race."""
+    env = _hooks(evidence, FLOWSPARK_BARRIER="claim:2")
+    a, b = _run(src, lake, env=env), _run(src, lake, env=env)
+    (rc_a, out_a, err_a), (rc_b, out_b, err_b) = _wait(a), _wait(b)
+    print("run A:", rc_a, out_a, err_a, "run B:", rc_b, out_b, err_b, sep="\n")
+    _outcome(rc_a, err_a)
+    _outcome(rc_b, err_b)
+    assert len(_evidence(evidence, "barrier.claim")) == 2, "both runs reached their claim"
+    assert _evidence(evidence, "conflict"), "one claim met the other's commit and was retried"
 
 
 @pytest.mark.slow
-def test_two_concurrent_ingests_of_the_same_objects(spark, source, clean_lake, tmp_path):
-    """Two runs started together, held until both are ready to claim: no duplicate, the lake is the clean
-    run's, and a rerun changes nothing."""
-    src, truth = source
+def test_two_concurrent_ingests_of_the_same_objects(spark, cfg, source, clean_lake, tmp_path):
+    """Two runs claiming the same objects at the same moment: no duplicate, the lake is the clean run's, and a
+    rerun changes nothing."""
+    src, truth, _ = source
     lake = tmp_path / "lake"
-    env = {"FLOWSPARK_BARRIER": f"{tmp_path / 'barrier'}:2"}
-    a, b = _run(src, lake, env=env), _run(src, lake, env=env)
-    (rc_a, out_a, err_a), (rc_b, out_b, err_b) = _wait(a), _wait(b)
-    _outcome(rc_a, err_a)
-    _outcome(rc_b, err_b)
-    print("run A:", rc_a, out_a, err_a, "run B:", rc_b, out_b, err_b, sep="\n")
+    _race(src, lake, tmp_path / "hooks")
     assert _duplicates(spark, lake) == 0
-    rc, out, err = _wait(_run(src, lake))
-    assert rc == 0, err
-    assert "0 read" in out
+    s = run_ingest(spark, cfg, str(src), str(lake))
+    assert s.files_read == 0 and not s.resumed
     assert _count(spark, lake, tables.FLOW_RECORDS) == truth["records"] + BAD_GOOD
     assert _count(spark, lake, tables.INGEST_STATS) == 1
     _assert_same_lake(spark, lake, clean_lake)
@@ -286,22 +387,17 @@ def test_two_concurrent_ingests_of_the_same_objects(spark, source, clean_lake, t
 
 @pytest.mark.slow
 def test_lake_with_one_day_then_two_concurrent_ingests_of_everything(spark, cfg, source, clean_lake, tmp_path):
-    """The user's second reproduction: one day in the lake, two concurrent ingests of the whole source, a
-    rerun: the counts are the truth's, no duplicate, the lake is the clean run's."""
-    src, truth = source
-    lake = tmp_path / "lake"
-    day1 = min(truth["by_date"])
+    """One day in the lake, then two runs claiming the rest at the same moment, then a rerun: the counts are
+    the truth's, no duplicate, the lake is the clean run's."""
     import datetime as dt
 
-    d = dt.date.fromisoformat(day1)
+    src, truth, _ = source
+    lake = tmp_path / "lake"
+    d = dt.date.fromisoformat(min(truth["by_date"]))
     run_ingest(spark, cfg, str(src), str(lake), date_from=d, date_to=d)
-    a, b = _run(src, lake), _run(src, lake)
-    (rc_a, _, err_a), (rc_b, _, err_b) = _wait(a), _wait(b)
-    _outcome(rc_a, err_a)
-    _outcome(rc_b, err_b)
+    _race(src, lake, tmp_path / "hooks")
     assert _duplicates(spark, lake) == 0
-    rc, _, err = _wait(_run(src, lake))
-    assert rc == 0, err
+    run_ingest(spark, cfg, str(src), str(lake))
     assert _count(spark, lake, tables.FLOW_RECORDS) == truth["records"] + BAD_GOOD
     assert _duplicates(spark, lake) == 0
     _assert_same_lake(spark, lake, clean_lake)
@@ -312,7 +408,7 @@ def test_lake_with_one_day_then_two_concurrent_ingests_of_everything(spark, cfg,
 
 def _small_source(root: Path) -> Path:
     truth = generate(str(root), records=3_000, seed=5, accounts=1, regions=1, days=1, workers=1, quiet=True)
-    _merge_hourly(root)
+    _merge(root)
     assert truth["records"] == 3_000
     return root
 
@@ -386,41 +482,56 @@ def test_force_reads_again_and_replaces(spark, cfg, tmp_path):
     _assert_same_lake(spark, lake, clean, ledger=False)
 
 
-def test_failed_reconciliation_removes_the_claims_rows_then_rerun_converges(spark, cfg, tmp_path, monkeypatch):
-    """A reconciliation mismatch (records counted one too many, injected in ingest's own count) removes
-    exactly that claim's rows, leaves the rows of an earlier ingest, frees the objects; a rerun ingests them."""
+def _inject(monkeypatch, table: str, how: str) -> None:
+    """Make ingest's write of `table` lose one row or double one (tables.write_once, which every claim's
+    write goes through): the failures exactly-once exists to catch, in both directions."""
+    real = tables.write_once
+
+    def write_once(df, lake, name, *a, **k):
+        if name == table:  # the first row of the first partition: none, or twice (one pass, no second read)
+            first = F.monotonically_increasing_id() == 0
+            copies = F.when(first, F.array() if how == "lost" else F.array(F.lit(1), F.lit(2)))
+            df = df.withColumn("__n", F.explode(F.coalesce(copies, F.array(F.lit(1))))).drop("__n")
+        return real(df, lake, name, *a, **k)
+
+    monkeypatch.setattr(tables, "write_once", write_once)
+
+
+@pytest.mark.parametrize(
+    "table,how",
+    [(tables.FLOW_RECORDS, "lost"), (tables.FLOW_RECORDS, "doubled"), (tables.FLOW_REJECTS, "lost"),
+     (tables.FLOW_REJECTS, "doubled")],
+)  # fmt: skip
+def test_failed_reconciliation_removes_the_claims_rows_then_rerun_converges(spark, cfg, tmp_path, monkeypatch, table, how):
+    """A write that lost or doubled a row (records or rejects) does not reconcile: the claim's rows are
+    removed, the rows of an earlier ingest stay, the objects are free again; a rerun ingests them."""
     src = _small_source(tmp_path / "src")
+    (src / "extra").mkdir()
+    (src / "extra" / "bad.log").write_text(BAD_OBJECT)
     lake = tmp_path / "lake"
     day_objects = sorted(src.rglob("*.log.gz"))
     later = tmp_path / "later"
     later.mkdir()
-    for p in day_objects[12:]:  # the afternoon arrives later
+    for p in day_objects[12:]:  # the afternoon arrives later (with the object of rejects)
         shutil.move(p, later / p.name)
+    shutil.move(src / "extra" / "bad.log", later / "bad.log")
     run_ingest(spark, cfg, str(src), str(lake))
-    before = _count(spark, lake, tables.FLOW_RECORDS)
+    before = _comparable(spark, lake)
+    before = {k: v.localCheckpoint() for k, v in before.items() if k != "ingested_files"}
     for p in later.iterdir():
-        shutil.move(p, day_objects[0].parent / p.name)
+        shutil.move(p, (src / "extra" if p.name == "bad.log" else day_objects[0].parent) / p.name)
 
-    real = ingest._metric_columns
-
-    def miscounted():
-        cols = real()
-        return [
-            c
-            if not str(c).endswith("AS records'>")
-            else (F.count(F.when(F.col("kind") == "record", 1)) + 1).alias("records")
-            for c in cols
-        ]
-
-    monkeypatch.setattr(ingest, "_metric_columns", miscounted)
+    _inject(monkeypatch, table, how)
     with pytest.raises(ReconciliationError, match="does not reconcile"):
         run_ingest(spark, cfg, str(src), str(lake))
-    assert _count(spark, lake, tables.FLOW_RECORDS) == before  # the earlier ingest's rows stay, the new ones went
-    assert _ledger_states(spark, lake) == {"done": 12, "void": len(day_objects) - 12}
+    after = _comparable(spark, lake)
+    for name, df in before.items():  # the earlier ingest's rows stay, every row of the failed claim went
+        assert after[name].exceptAll(df).count() == 0 and df.exceptAll(after[name]).count() == 0, name
+    assert _ledger_states(spark, lake) == {"done": 12, "void": len(day_objects) - 12 + 1}
     monkeypatch.undo()
 
     s = run_ingest(spark, cfg, str(src), str(lake))
-    assert s.files_read == len(day_objects) - 12
+    assert s.files_read == len(day_objects) - 12 + 1
     clean = tmp_path / "clean"
     run_ingest(spark, cfg, str(src), str(clean))
     _assert_same_lake(spark, lake, clean, ledger=False)

@@ -44,17 +44,24 @@ def plan_of(df) -> str:
 # ---------------------------------------------------------------- the brute-force reference
 
 
-def service_order(service: str) -> int:
-    """AWS's rule for a range listed under several services ("Range overlaps": when service A uses
-    resources of service B, the range is listed under both and used exclusively by A): any service other
-    than EC2 and AMAZON first, then EC2, then AMAZON (which lists every range)."""
-    return {"AMAZON": 2, "EC2": 1}.get(service, 0)
+def service_order(parsed: R.IpRangesFile) -> dict[str, int]:
+    """Which service a range listed under several belongs to, derived from the file itself rather than from
+    flowspark's rank: AWS says ("Range overlaps") that when service A uses resources of service B the range
+    is listed under both and is A's; a service that uses another's resources lists a subset of its ranges,
+    so the service listing fewer prefixes is the more specific one (AMAZON lists every range, EC2 most of
+    the rest). Order: by the number of prefixes each service lists, fewest first."""
+    count: dict[str, int] = {}
+    for r in parsed.rows:
+        count[r[13]] = count.get(r[13], 0) + 1
+    return count
 
 
 def reference(addresses: list[str], parsed: R.IpRangesFile) -> list[tuple]:
     """Expected classify_addresses rows, from the rule with ipaddress: every network of every length that
     contains the address is looked up among the file's prefixes; the longest prefix found decides, and
-    at it the service by service_order (ties: service name, region, border group). No buckets, no Spark."""
+    at it the most specific service (service_order; ties: service name, region, border group). No buckets,
+    no Spark."""
+    order = service_order(parsed)
     rows_of: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, list[tuple]] = {}
     for r in parsed.rows:  # (net, region, nbg, service)
         net = ipaddress.ip_network(r[3])
@@ -72,7 +79,7 @@ def reference(addresses: list[str], parsed: R.IpRangesFile) -> list[tuple]:
             out.append((text, a.version, None, None, None, None, None))
             continue
         longest = [m for m in matches if m[0] == matches[0][0]]
-        net, region, nbg, service = min(longest, key=lambda m: (service_order(m[3]), m[3], m[1], m[2] or ""))
+        net, region, nbg, service = min(longest, key=lambda m: (order[m[3]], m[3], m[1], m[2] or ""))
         every = sorted(matches, key=lambda m: (-m[0].prefixlen, m[1], m[3], m[2] or ""))
         text_all = ",".join(f"{m[1]}_{m[3]}_{m[0]}" for m in every)
         out.append((text, a.version, str(net), service, region, nbg, text_all))

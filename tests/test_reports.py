@@ -30,13 +30,15 @@ FLOW_DDL = (
 CLASSES_DDL = "ip string, address_class string, aws_service string, aws_region string"
 
 # Public addresses that are nobody's documentation range; the AWS ones are given AWS classes below.
-SCANNER, CLIENT, C2, DROP, ADMIN, DNS = (
+SCANNER, CLIENT, C2, DROP, ADMIN, DNS, PAIR, TRIO = (
     "45.33.32.156",
     "93.184.216.34",
     "185.220.101.5",
     "151.101.1.69",
     "81.2.69.160",
     "8.8.8.8",
+    "198.41.0.4",
+    "199.7.83.42",
 )
 S3_EAST, S3_WEST, DDB_EAST, EC2_PEER = "52.216.1.1", "52.218.1.1", "54.239.1.1", "3.5.140.9"
 AWS = [
@@ -355,6 +357,12 @@ def _hunt_rows():
     rows.append(flow(ADMIN, "10.0.4.4", 51000, 22, records=20, packets=6000, nbytes=5_000_000, secs=1200))
     # a single failed SSH attempt from another peer: not flagged
     rows.append(flow(DNS, "10.0.4.4", 51001, 22, packets=3, nbytes=180, action="REJECT"))
+    # too few to call regular: two small calls to PAIR exactly 60 s apart (one interval, dispersion 0), and
+    # nine to TRIO (8 intervals, one short of beacon_min_flows' 10 calls): neither is a beacon
+    for i in range(2):
+        rows.append(flow("10.0.2.7", PAIR, 31000 + i, 443, packets=6, nbytes=1500, start=T0 + dt.timedelta(seconds=60 * i)))
+    for i in range(9):
+        rows.append(flow("10.0.2.8", TRIO, 32000 + i, 443, packets=6, nbytes=1500, start=T0 + dt.timedelta(seconds=60 * i)))
     return rows
 
 
@@ -372,6 +380,8 @@ def test_hunt_flags_exactly_the_planted_patterns(hunted):
         (DROP, "outbound", 443): "exfiltration",
         (ADMIN, "inbound", 22): "credential_access",
     }
+    assert not hunted[(PAIR, "outbound", 443)].flags and not hunted[(TRIO, "outbound", 443)].flags  # too few
+    assert hunted[(TRIO, "outbound", 443)].beacon_dispersion == 0.0  # as regular as can be, yet too few
     assert not hunted[(CLIENT, "outbound", 443)].flags  # the Poisson host
     assert not hunted[(CLIENT, "inbound", 443)].flags  # the web client
     assert not hunted[(ADMIN, "outbound", 873)].flags  # steady backups
@@ -684,9 +694,12 @@ def test_generated_traffic_holds_each_hunt_pattern(spark, cfg, tmp_path):
     peers = tables.read(spark, lake, "reports/hunt/peers")
     flags = {(r.peer, r.port): r.flags for r in peers.where("flags != ''").collect()}
     beacon, exfil, scan = p["beacon"], p["exfiltration"], p["scan"]
-    assert "beaconing" in flags[(beacon["peer"], beacon["port"])]
-    assert "exfiltration" in flags[(exfil["peer"], exfil["port"])]
-    assert "scanning" in flags[(scan["source"], scan["port"])]
+    # exactly the planted patterns, and nothing else in 60 000 records of ordinary traffic
+    assert flags == {
+        (beacon["peer"], beacon["port"]): "beaconing",
+        (exfil["peer"], exfil["port"]): "exfiltration",
+        (scan["source"], scan["port"]): "scanning",
+    }
     b = peers.where(F.col("peer") == beacon["peer"]).first()
     assert b.beacon_local == beacon["host"] and abs(b.beacon_median_interval_s - 60) <= 2
     e = peers.where(F.col("peer") == exfil["peer"]).first()

@@ -556,15 +556,6 @@ def _bins(files: list[SourceFile], n_min: int) -> list[list[str]]:
     return bins
 
 
-def _hold(seconds: float = 300.0) -> None:
-    """Wait (test hook, see read_lines) until the driver is gone or `seconds` have passed."""
-    import time
-
-    parent, deadline = os.getppid(), time.time() + seconds
-    while time.time() < deadline and os.getppid() == parent:
-        time.sleep(0.2)
-
-
 def read_lines(spark: Any, files: list[SourceFile], s3: S3Access) -> Any:
     """A DataFrame of every line of these text objects (LINE_SCHEMA), streamed one object at a time.
 
@@ -575,18 +566,18 @@ def read_lines(spark: Any, files: list[SourceFile], s3: S3Access) -> Any:
     bins = _bins(files, 2 * spark.sparkContext.defaultParallelism)
 
     def read(batches: Iterator[Any]) -> Iterator[Any]:
+        from flowspark.edges import hooks
+
         client = None
-        # Crash tests (FLOWSPARK_FAULT=reading): after its first object a task holds, so the read is still
-        # under way when the driver is killed (pipelines/ingest.py::_fault), however fast the machine.
-        hold = os.environ.get("FLOWSPARK_FAULT") == "reading"
         for batch in batches:
             for task in batch.column(0).to_pylist():
                 for path in bins[task]:
                     if client is None and not is_local(path):
                         client = s3.client()
                     yield from object_lines(path, s3, client)
-                    if hold:
-                        _hold()
+                    # crash tests (armed hooks only): after its first object the task holds, so the read is
+                    # under way when the driver is killed (pipelines/ingest.py::_fault)
+                    hooks.hold_reading()
 
     return spark.range(0, len(bins), 1, len(bins)).mapInArrow(read, LINE_SCHEMA)
 

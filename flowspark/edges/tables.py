@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from flowspark.edges import hooks
 from flowspark.edges.config import StorageConfig
 from flowspark.edges.sources import normalise_uri
 
@@ -288,6 +289,7 @@ def retry_on_conflict(op: Callable[[], T], what: str, attempts: int = 10) -> T:
         except Exception as exc:
             if not is_conflict(exc):
                 raise
+            hooks.note("conflict")  # evidence for the concurrency tests (armed test hooks only)
             if attempt == attempts - 1:
                 raise ConflictError(
                     f"{what}: lost to concurrent writers {attempts} times; rerun the job (a rerun converges)"

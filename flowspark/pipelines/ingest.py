@@ -67,8 +67,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import signal
 import threading
 import time
 import uuid
@@ -88,7 +86,7 @@ from flowspark.core.schema import (
     record_schema,
     reject_schema,
 )
-from flowspark.edges import tables
+from flowspark.edges import hooks, tables
 from flowspark.edges.config import Config
 from flowspark.edges.sources import (
     S3Access,
@@ -266,19 +264,23 @@ class _Run:
     token: str  # this process's attempt token in commit userMetadata ('<ingest_id> <token>')
 
 
+# The crash points, in the order a claim passes them (tests/test_exactly_once.py kills a run at each).
+FAULT_POINTS = ("after_claim", "reading", "after_records", "after_rejects", "after_stats", "after_done")
+
+
 def _fault(point: str, spark: SparkSession | None = None) -> None:
-    """Fault injection for the crash tests: FLOWSPARK_FAULT=<point> SIGKILLs this process at that named point
-    (no cleanup runs: a power cut, the OOM killer). Given the session, the kill comes from a watcher thread
-    once the next Spark job has a task reading (a kill in the middle of a read)."""
-    if os.environ.get("FLOWSPARK_FAULT") != point:
+    """A crash point of the exactly-once tests (edges/hooks.py: armed only with FLOWSPARK_TEST_HOOKS too):
+    FLOWSPARK_FAULT=<point> SIGKILLs this process here. Given the session, the kill comes from a watcher
+    thread once the next Spark job has a task reading (the read tasks hold under this fault: a kill in the
+    middle of a read)."""
+    if not hooks.fault_armed(point):
         return
     if spark is None:
-        os.kill(os.getpid(), signal.SIGKILL)
-    tracker = spark.sparkContext.statusTracker()  # type: ignore[union-attr]
+        hooks.fault(point)
+        return
+    tracker = spark.sparkContext.statusTracker()
 
     def watch() -> None:
-        # The reader holds each task after its first object under this fault (edges/sources.py::read_lines),
-        # so the job cannot finish: kill once a task has been reading for a second.
         reading_since = None
         while True:
             for stage in tracker.getActiveStageIds():
@@ -286,29 +288,14 @@ def _fault(point: str, spark: SparkSession | None = None) -> None:
                 if info is None:
                     continue
                 if info.numCompletedTasks >= 1:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    hooks.fault(point)
                 if info.numActiveTasks >= 1:
                     reading_since = reading_since or time.time()
                     if time.time() - reading_since >= 1.0:
-                        os.kill(os.getpid(), signal.SIGKILL)
+                        hooks.fault(point)
             time.sleep(0.02)
 
     threading.Thread(target=watch, daemon=True).start()
-
-
-def _barrier() -> None:
-    """For the concurrency tests: FLOWSPARK_BARRIER=<folder>:<n> holds each run before its first claim until
-    n runs have arrived, so their claims really race (same snapshot, concurrent MERGEs)."""
-    spec = os.environ.get("FLOWSPARK_BARRIER")
-    if not spec:
-        return
-    folder, _, n = spec.rpartition(":")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, str(os.getpid())), "w"):
-        pass
-    deadline = time.time() + 120
-    while len(os.listdir(folder)) < int(n) and time.time() < deadline:
-        time.sleep(0.05)
 
 
 def _is_claim(claim_id: str) -> str:
@@ -473,7 +460,8 @@ def _claim(run: _Run, claim_id: str, todo: list[tuple[SourceFile, bool]], force:
     """
     now = utc_now()
     rows = [(*_identity(f), claim_id, now, CLAIMED, replaces) for f, replaces in todo]
-    src = run.spark.createDataFrame(rows, _LEDGER_SCHEMA)
+    # (the concurrency tests hold two runs' MERGEs inside their transactions at once: edges/hooks.py)
+    src = hooks.inside_transaction(run.spark.createDataFrame(rows, _LEDGER_SCHEMA), "claim", claim_id)
     state = f"coalesce(t.state, '{DONE}')"
     same = "t.size = s.size AND t.modification_time_ms = s.modification_time_ms"
     cond = (
@@ -634,6 +622,7 @@ def run_ingest(
     them again).
     """
     t0 = time.time()
+    hooks.announce()
     default_format = parse_format(fmt) if fmt else list(DEFAULT_FORMAT)
     summary = IngestSummary(ingest_id=uuid.uuid4().hex[:12], source=source, lake=lake)
     suffixes = cfg.ingest.text_suffixes + cfg.ingest.parquet_suffixes
@@ -655,7 +644,6 @@ def run_ingest(
         todo = _plan(run, found, force, handled) if found else []
         if not todo:
             break
-        _barrier()
         got, replaces = _claim(run, claim_id, todo, force)
         if got:
             _add(summary, _complete(run, claim_id, got, replaces))
