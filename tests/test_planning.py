@@ -1,6 +1,5 @@
-"""Planning is O(flow logs): the driver reads one first line per flow log (the id in AWS's object names), not
-one per object; line 1 is the header only when it IS the header of the group's format; listing holds a small
-record per object."""
+"""Planning reads no object: the driver lists, the tasks read; each object's own line 1 decides its format
+(a header of any field order, or the default format); listing holds a small record per object."""
 
 from __future__ import annotations
 
@@ -15,10 +14,9 @@ import pytest
 from chispa import assert_df_equality
 from moto_server import moto_server, recorded, recorder
 
-from flowspark.core.lines import TextFormat, parse_text
-from flowspark.edges import sources, tables
+from flowspark.edges import tables
 from flowspark.edges.config import with_overrides
-from flowspark.edges.sources import S3Access, SourceFile, discover, flow_log_of, format_groups
+from flowspark.edges.sources import SourceFile, discover
 from flowspark.pipelines.ingest import run_ingest
 
 V2 = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -42,158 +40,53 @@ def aws_name(fl: str, minute: int, account: str = "123456789012", region: str = 
     return f"{account}_vpcflowlogs_{region}_{fl}_202406{day + 1:02d}T{hh:02d}{mm:02d}Z_{minute:08x}.log.gz"
 
 
-# ------------------------------------------------------------------ the header rule (core.lines)
+# ------------------------------------------------------------------ each object's line 1 decides
 
 
-def test_line_one_is_the_header_only_when_it_is_the_formats_header(spark):
-    """Objects parsed with a format that has a header: line 1 that is not that header is a record (or reject or
-    blank), never dropped as a header. Before the rule changed, b:1 (a record) and c:1 (another header) were
-    taken as headers."""
-    fmt = TextFormat(tuple(V2.split(" ")), True)
-    rows = [
-        ("a", 1, V2), ("a", 2, v2(1)),
-        ("b", 1, v2(2)), ("b", 2, v2(3)),  # no header: line 1 is a record
-        ("c", 1, V3), ("c", 2, V3_RECORD),  # another format's header: a reject (18 fields, not 14)
-        ("d", 1, "   "), ("d", 2, v2(4)),
-        ("e", 1, V2.replace("log-status", "log_status").replace("account-id", "account_id")),  # Parquet-style names
-        ("f", 1, "\ufeff" + V2.replace(" ", "\t  ") + "\r"),  # BOM, tabs, runs of spaces, CR: still the header
-        ("g", 2, V2),  # the header's text on line 2: a reject
-    ]  # fmt: skip
-    lines = spark.createDataFrame(rows, "source_file string, source_line long, line string")
-    got = lines.transform(parse_text(fmt)).selectExpr("source_file", "source_line", "kind", "reason IS NOT NULL AS rej")
-    expected = spark.createDataFrame(
-        [
-            ("a", 1, "header", False), ("a", 2, "record", False),
-            ("b", 1, "record", False), ("b", 2, "record", False),
-            ("c", 1, "record", True), ("c", 2, "record", True),
-            ("d", 1, "blank", False), ("d", 2, "record", False),
-            ("e", 1, "header", False), ("f", 1, "header", False), ("g", 2, "record", True),
-        ],  # fmt: skip
-        "source_file string, source_line long, kind string, rej boolean",
-    )
-    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-
-
-@pytest.mark.slow
-def test_what_detect_format_calls_the_header_is_what_the_spark_parse_drops_as_the_header(spark):
-    """What decides a group's format (detect_format, Python) and what the parse drops as the header (Spark) agree:
-    600 variants of the v2 header (names as they are or with '_', BOM, tabs, CR, no-break and other odd
-    whitespace, a stray or changed token): line 1 is HEADER in Spark exactly when detect_format reads it as
-    that format's header."""
-    import random
-
-    from flowspark.core.lines import HEADER, detect_format
-    from flowspark.core.schema import DEFAULT_FORMAT
-
-    fmt = TextFormat(tuple(DEFAULT_FORMAT), True)
-    rnd = random.Random(13)
-    odd = [" ", "  ", "\t", "\u00a0", "\r", "\ufeff", "\x0b", "\x0c", "\x1f", "\u2028", "\x85", "\u3000"]
-    texts = []
-    for _ in range(600):
-        names = [n.replace("-", "_") if rnd.random() < 0.2 else n for n in DEFAULT_FORMAT]
-        if rnd.random() < 0.15:
-            names.insert(rnd.randrange(len(names) + 1), rnd.choice(["-", "2", "Version", "x", "srcaddr"]))
-        if rnd.random() < 0.1:
-            names[rnd.randrange(len(names))] = rnd.choice(["VERSION", "src addr", "bytes2", "version"])
-        seps = [rnd.choice(odd) if rnd.random() < 0.08 else " " for _ in names]
-        text = "".join(sep + n for sep, n in zip(seps, names))[1:]
-        texts.append(rnd.choice(["", "\ufeff", " "]) + text + rnd.choice(["", "\r", " ", "\t"]))
-    expected_rows = [(str(i), detect_format(t) == fmt) for i, t in enumerate(texts)]
-    assert 100 < sum(h for _, h in expected_rows) < 500  # both kinds are exercised
-    rows = [(str(i), 1, t) for i, t in enumerate(texts)]
-    lines = spark.createDataFrame(rows, "source_file string, source_line long, line string")
-    got = lines.transform(parse_text(fmt)).selectExpr("source_file", f"kind = '{HEADER}' AS header")
-    expected = spark.createDataFrame(expected_rows, "source_file string, header boolean")
-    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-
-
-# ------------------------------------------------------------------ groups by flow log
-
-
-def test_flow_log_of_reads_the_id_from_aws_names_only():
-    assert flow_log_of("s3a://b/AWSLogs/123456789012/vpcflowlogs/eu-west-1/2024/06/01/" + aws_name("fl-0a1b2c3d", 5,
-                       region="eu-west-1")) == "123456789012/eu-west-1/fl-0a1b2c3d"
-    hive = "file:///x/aws-account-id=123456789012/aws-region=us-east-1/year=2024/" + aws_name("fl-00aa11bb22cc33dd4", 0)
-    assert flow_log_of(hive) == "123456789012/us-east-1/fl-00aa11bb22cc33dd4"
-    for other in ("file:///x/flows.log.gz", "file:///x/123456789012_vpcflowlogs_us-east-1_fl-1_x.log.gz",
-                  "s3://b/" + aws_name("fl-0a1b2c3d", 0).replace(".log.gz", ".log.parquet"), "s3://b/logs.txt"):
-        assert flow_log_of(other) is None, other
-
-
-def _write(path: Path, text: str | bytes, gz: bool = True) -> None:
+def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode() if isinstance(text, str) else text
-    path.write_bytes(gzip.compress(data) if gz else data)
-
-
-def test_one_read_per_flow_log_and_the_next_objects_when_the_first_are_unusable(tmp_path, monkeypatch):
-    """A flow log whose first objects are empty (no read), not gzip and blank-first-line: the 3rd read decides;
-    with 2 tries it gives up ("" = the default format). Names off AWS's pattern: one read each."""
-    reads: list[str] = []
-    real = sources._first_line
-
-    def counting(f, s3, client):
-        reads.append(f.path.rsplit("/", 1)[-1])
-        return real(f, s3, client)
-
-    monkeypatch.setattr(sources, "_first_line", counting)
-    day = tmp_path / "AWSLogs" / "123456789012" / "vpcflowlogs" / "us-east-1" / "2024" / "06" / "01"
-    a, b = "fl-000000000000000aa", "fl-000000000000000bb"
-    (day).mkdir(parents=True)
-    (day / aws_name(a, 0)).write_bytes(b"")  # zero bytes: skipped without a read
-    _write(day / aws_name(a, 5), V2 + "\n", gz=False)  # a .gz that is not gzip: unusable
-    _write(day / aws_name(a, 10), "\n" + v2(1) + "\n")  # blank first line: unusable
-    _write(day / aws_name(a, 15), V2 + "\n" + v2(2) + "\n")  # decides
-    _write(day / aws_name(a, 20), V2 + "\n" + v2(3) + "\n")
-    for m in range(0, 60, 5):
-        _write(day / aws_name(b, m), V3 + "\n" + V3_RECORD + "\n")
-    for i in range(3):
-        _write(tmp_path / "other" / f"export-{i}.log.gz", v2(i) + "\n")
-    files = discover(None, str(tmp_path), (".log", ".log.gz"))
-    got = {tuple(f.path.rsplit("/", 1)[-1] for f in g): first for first, g in format_groups(files, S3Access())}
-    assert sorted(got.items()) == sorted(
-        {
-            tuple(aws_name(a, m) for m in range(0, 25, 5)): V2,
-            tuple(aws_name(b, m) for m in range(0, 60, 5)): V3,
-            **{(f"export-{i}.log.gz",): v2(i) for i in range(3)},
-        }.items()
-    )
-    assert sorted(reads) == sorted(
-        [aws_name(a, 5), aws_name(a, 10), aws_name(a, 15), aws_name(b, 0)] + [f"export-{i}.log.gz" for i in range(3)]
-    )
-    reads.clear()
-    groups = format_groups([f for f in files if flow_log_of(f.path)], S3Access(), tries=2)
-    assert [first for first, _ in groups] == ["", V3] and len(reads) == 3
+    path.write_bytes(gzip.compress(text.encode()))
 
 
 @pytest.mark.slow
-def test_an_object_unlike_its_flow_logs_first_is_parsed_line_by_line(spark, cfg, tmp_path):
-    """One flow log, three objects: the first (with a header) decides the format; the second has no header, the
-    third another format's header. Every line is accounted for: records + rejects = lines - the one header."""
+def test_each_object_is_read_in_its_own_format(spark, cfg, tmp_path):
+    """One flow log, five objects: with the v2 header; without a header (the default format); with a v3
+    header of another field order (AWS's Parquet-style underscores, a BOM, tabs and a CR too); with a blank
+    line 1; and one whose line 2 repeats the header text (a reject: only line 1 is a header). Every line is
+    accounted for, each object parsed by its own line 1."""
     fl = "fl-0123456789abcdef0"
     day = tmp_path / "src" / "AWSLogs" / "123456789012" / "vpcflowlogs" / "us-east-1" / "2024" / "06" / "01"
-    first, second, third = (day / aws_name(fl, m) for m in (0, 5, 10))
-    _write(first, "\n".join([V2, v2(1), v2(2), v2(3)]) + "\n")
-    _write(second, "\n".join([v2(4), v2(5), v2(6)]) + "\n")
-    _write(third, "\n".join([V3, V3_RECORD, V3_RECORD]) + "\n")
+    a, b, c, d, e = (day / aws_name(fl, m) for m in (0, 5, 10, 15, 20))
+    _write(a, "\n".join([V2, v2(1), v2(2)]) + "\n")
+    _write(b, "\n".join([v2(3), v2(4)]) + "\n")
+    odd_v3 = "\ufeff" + V3.replace("account-id", "account_id").replace(" ", "\t  ") + "\r"
+    _write(c, "\n".join([odd_v3, V3_RECORD, V3_RECORD]) + "\n")
+    _write(d, "\n".join(["   ", v2(5)]) + "\n")
+    _write(e, "\n".join([V2, v2(6), V2]) + "\n")
     lake = tmp_path / "lake"
     s = run_ingest(spark, cfg, str(tmp_path / "src"), str(lake))
-    assert (s.lines, s.headers, s.records, s.rows_written, s.rejected) == (10, 1, 9, 6, 3)
+    # lines 13 = 3 headers (a, c, e) + 1 blank (d:1) + 9 record lines (8 records, 1 reject: e:3)
+    assert (s.lines, s.headers, s.blank_lines, s.records, s.rows_written, s.rejected) == (13, 3, 1, 9, 8, 1)
 
     def name(p: Path) -> str:
         return "file:" + str(p)
 
-    got = tables.read(spark, str(lake), tables.FLOW_RECORDS).select("source_file", "source_line", "srcport")
+    got = tables.read(spark, str(lake), tables.FLOW_RECORDS).select("source_file", "source_line", "srcport", "vpc_id")
     expected = spark.createDataFrame(
-        [(name(first), n + 1, 1024 + n) for n in (1, 2, 3)] + [(name(second), n - 3, 1024 + n) for n in (4, 5, 6)],
-        "source_file string, source_line long, srcport int",
-    )
+        [(name(a), 2, 1025, None), (name(a), 3, 1026, None), (name(b), 1, 1027, None), (name(b), 2, 1028, None),
+         (name(c), 2, 443, "vpc-0461a061"), (name(c), 3, 443, "vpc-0461a061"), (name(d), 2, 1029, None),
+         (name(e), 2, 1030, None)],
+        "source_file string, source_line long, srcport int, vpc_id string",
+    )  # fmt: skip
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-    rej = tables.read(spark, str(lake), tables.FLOW_REJECTS).select("source_file", "line_number", "raw_line")
+    rej = tables.read(spark, str(lake), tables.FLOW_REJECTS).select("source_file", "line_number", "raw_line", "reason")
     expected_rej = spark.createDataFrame(
-        [(name(third), 1, V3), (name(third), 2, V3_RECORD), (name(third), 3, V3_RECORD)],
-        "source_file string, line_number long, raw_line string",
-    )
+        [(name(e), 3, V2, "version: not a number 'version'; srcport: not a number 'srcport'; dstport: not a number "
+          "'dstport'; protocol: not a number 'protocol'; packets: not a number 'packets'; bytes: not a number "
+          "'bytes'; start: not a number 'start'; end: not a number 'end'; action: unknown value 'action'; "
+          "log-status: unknown value 'log-status'")],
+        "source_file string, line_number long, raw_line string, reason string",
+    )  # fmt: skip
     assert_df_equality(rej, expected_rej, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -201,9 +94,9 @@ def test_an_object_unlike_its_flow_logs_first_is_parsed_line_by_line(spark, cfg,
 
 
 @pytest.mark.slow
-def test_planning_gets_one_object_per_flow_log(spark, cfg, tmp_path):
-    """2 000 objects of 3 flow logs on moto's S3 server (its request recorder on): ingest's planning makes 3
-    ranged GETs (the sniff of one object per flow log); the read makes one GET per object, in the tasks."""
+def test_planning_reads_no_object_and_the_tasks_one_get_each(spark, cfg, tmp_path):
+    """2 000 objects of 3 flow logs (two formats) on moto's S3 server (its request recorder on): the driver
+    lists and reads no object; the read makes exactly one GET per object, in the tasks."""
     counts = {"fl-0000000000000000a": 700, "fl-0000000000000000b": 700, "fl-0000000000000000c": 600}
     bucket = "planning-logs"
     with moto_server(tmp_path / "moto", MOTO_ENABLE_RECORDING="", MOTO_RECORDER_FILEPATH=str(tmp_path / "rec")) as ep:
@@ -256,12 +149,10 @@ def test_planning_gets_one_object_per_flow_log(spark, cfg, tmp_path):
         requests = recorded(ep)
     assert (s.files_read, s.headers, s.records, s.rows_written, s.rejected) == (2000, 2000, 4000, 4000, 0)
     gets = [r for r in requests if r["method"] == "GET" and "list-type" not in r["url"] and "?" not in r["url"]]
-    ranged = [r for r in gets if {k.lower(): v for k, v in r["headers"].items()}.get("range") == "bytes=0-65535"]
-    whole = [r for r in gets if "range" not in {k.lower() for k in r["headers"]}]
-    sniffed = sorted(r["url"].rsplit("_", 3)[1] for r in ranged)
-    print(f"\n2 000 objects of 3 flow logs: {len(ranged)} planning GETs, {len(whole)} read GETs, ingest {seconds:.1f} s")
-    assert sniffed == sorted(counts), sniffed  # one sniff per flow log
-    assert len(whole) == 2000 and len(gets) == len(ranged) + len(whole)
+    ranged = [r for r in gets if "range" in {k.lower() for k in r["headers"]}]
+    per_object = {r["url"].split("?")[0] for r in gets}
+    print(f"\n2 000 objects of 3 flow logs: {len(gets)} GETs, ingest {seconds:.1f} s")
+    assert ranged == [] and len(gets) == len(per_object) == 2000  # no sniff: one whole GET per object
 
 
 # ------------------------------------------------------------------ the driver's memory for a large listing

@@ -1,29 +1,44 @@
-"""Reading raw VPC flow logs into typed rows: text (any format, by header) and Parquet deliveries.
+"""Flow log lines to typed rows, in Arrow: the line rules, written once.
 
-How a text file is read:
-- its first line decides its format: a header of field names in any order and any field set of
-  versions 2 to 10, or, without a header (CloudWatch exports), the default v2 format or `--format`.
-  Formats are read from each file's first line before the Spark job (cheap: one small read per file),
-  so each distinct format gets a plan with its field positions as constants;
-- the objects are streamed line by line (flowspark.edges.sources.read_lines: memory does not grow with
-  the object) and every line comes with its exact line number, so a reject can say "file X, line 1234";
-  an object that cannot be read to its end (truncated or corrupt gzip, empty, binary) comes as one
-  BROKEN row after its good lines;
-- every field is a Column expression over the line split on spaces: no Python per row.
+A text object is read by `flowspark.edges.sources` (streamed, decompressed in chunks, cut into batches
+of lines with exact line numbers) on the executors; this module turns each batch into rows of the
+canonical parsed schema (`PARSED`) with pyarrow's compute kernels and numpy, never Python per line:
 
-A line ends up as exactly one of: header, blank, record (valid), or reject (with a reason).
+- line 1 of an object decides its format (`detect_format`): a header of field names in any order and any
+  field set of the catalogue (flowspark.core.schema), else the default format (or `--input-format`);
+- every other line is blank, or a record: split on runs of spaces (after BOM, CR, tab and no-break space
+  become spaces), checked against the rule table below and cast to its type, or rejected with the reasons
+  it breaks, joined by "; ";
+- the reader adds one OBJECT row per object: its lines, headers, blank lines, unknown field names, and
+  the reason it could not be read to its end (a broken object), if any.
+
+Parquet deliveries (`parse_parquet`) take the same rules after their columns are matched by name.
+Tag's single-file mode (`flowspark tag --flow-log`, no Spark) counts the same batches, so ingest and tag
+can never disagree on a line.
+
+The rule table, in the order reasons are reported (`rules_for`): each numeric field of the format in
+catalogue order (not a number / does not fit its type / outside its range on data rows), then action and
+log-status (a known value), then the version of the format, then undecodable bytes. A wrong field count
+replaces all of them: nothing else is checked on such a line.
+
+Numbers: ASCII digits with an optional sign, leading and trailing ASCII control characters ignored (as
+Spark's casts read them); int fields must fit 32 bits, long fields 64. Timestamps (start, end): epoch
+seconds, or milliseconds when above MS_THRESHOLD (flowlogs-reader saw them "contra the docs"), from 0 to
+EPOCH_MAX (9999-12-31T23:59:59.999Z): anything else does not fit the type, never an overflow.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from flowspark.core.dates import utc_date
 from flowspark.core.schema import (
     ACTIONS,
     BY_AWS,
@@ -37,90 +52,15 @@ from flowspark.core.schema import (
     SOURCE_FILE,
     SOURCE_LINE,
     Field,
-    is_data_status,
-    record_schema,
 )
 
-HEADER, BLANK, RECORD = "header", "blank", "record"
-# A row standing for an object that cannot be read (to its end): not a line. Its raw_line is the reason,
-# its source_line the last complete line before the break (0: none).
-BROKEN = "broken object"
+# Row kinds of the parsed stream: a valid record, a rejected line, the summary of one object.
+RECORD, REJECT, OBJECT = "record", "reject", "object"
 
 _NAME = r"^[a-z][a-z0-9_-]*$"
 
-RECORD_COLUMNS = [f.name for f in record_schema().fields]
-
-
-@dataclass(frozen=True)
-class TextFormat:
-    """The layout of a group of text files: field names in file order, and whether line 1 is a header."""
-
-    names: tuple[str, ...]
-    has_header: bool
-
-
-def detect_format(first_line: str, default: Sequence[str] = DEFAULT_FORMAT) -> TextFormat:
-    """A file's format from its first line: a header of field names, or `default` when there is none.
-
-    A header is a line whose tokens all look like field names and at least one is a known field; a
-    data line always has numbers, addresses or '-' in it. Underscored names (Parquet style) are
-    accepted. Unknown names are kept: their values land in `extra_fields`.
-    """
-
-    tokens = split_tokens(first_line)  # the tokens the Spark parse sees, so it knows this line as the header
-    if tokens and all(re.match(_NAME, t) for t in tokens) and any(t.replace("_", "-") in BY_AWS for t in tokens):
-        return TextFormat(tuple(t.replace("_", "-") for t in tokens), True)
-    return TextFormat(tuple(default), False)
-
-
-def header_text(fmt: TextFormat) -> str:
-    """The header line of `fmt` as `_is_header` compares it: names joined by one space (underscores as '-')."""
-    return " ".join(fmt.names)
-
-
-def _is_header(clean: Column, fmt: TextFormat) -> Column:
-    """Line 1 is the header only when it IS this format's header (its tokens are the format's names, '_' read
-    as '-', as detect_format reads them): an object grouped with others of its flow log whose line 1 is not
-    (no header, another header, a record) has that line parsed like any other, a record or a reject."""
-    if not fmt.has_header:
-        return F.lit(False)
-    return (F.col(SOURCE_LINE) == 1) & (
-        F.translate(F.regexp_replace(clean, " +", " "), "_", "-") == F.lit(header_text(fmt))
-    )
-
-
-def _clean(line: Column) -> Column:
-    """BOM, CR, tab and no-break space become spaces; then trim."""
-    return F.trim(F.translate(line, "\ufeff\r\t\u00a0", "    "))
-
-
-def _split(clean: Column, n_fields: int) -> Column:
-    """Split on runs of spaces. The usual line (single spaces) takes one split on " " (Java's fast path,
-    no regex); only a line whose split does not give `n_fields` non-empty tokens is split again on " +"."""
-    single = F.split(clean, " ")
-    return F.when((F.size(single) == n_fields) & ~F.array_contains(single, ""), single).otherwise(F.split(clean, " +"))
-
-
-# ------------------------------------------------------------------ the line rules, declared once
-#
-# Every reason a record line is rejected for is one rule object below. A rule gives its Spark Column
-# (ingest's parse, through `_finish`) and its Python check (`LineRules`: tag's single-file mode, no JVM)
-# from the same constants and the same reason text (a `Reason`), so a new rule or a changed text is
-# written once. `rules_for(names)` is the table of one format, in the order its reasons are reported:
-# numeric fields in catalogue order (not a number / does not fit / range), then action, log-status,
-# the version of the format, undecodable bytes; joined with "; ". A wrong field count (FIELD_COUNT)
-# replaces all of them: nothing else is checked on such a line.
-#
-# Timestamps (start, end): an integer of epoch seconds, or of milliseconds when above MS_THRESHOLD
-# (flowlogs-reader saw them "contra the docs"), from 0 to EPOCH_MAX (9999-12-31T23:59:59.999Z). So
-# seconds cover 1970-01-01 .. 5138-11-16 and milliseconds 1973-03-03 .. 9999-12-31; anything else
-# (negative, or beyond 9999) does not fit the type and the line is a reject, never an overflow.
-
 MS_THRESHOLD = 100_000_000_000
 EPOCH_MAX = 253_402_300_799_999
-# What Spark's try_cast of a string to an integer accepts (checked against Spark by tests/test_line_rules.py):
-# ASCII digits with an optional sign, trimmed of ASCII control characters and spaces.
-NUMBER_PATTERN = r"[\x00-\x20\x7f]*([+-]?[0-9]+)[\x00-\x20\x7f]*"
 TYPE_BOUNDS: dict[str, tuple[int, int]] = {
     "int": (-(2**31), 2**31 - 1),
     "long": (-(2**63), 2**63 - 1),
@@ -153,156 +93,147 @@ TGW_FIELDS = frozenset(
         "pkt-dst-aws-service",
     ]
 )  # fmt: skip
-_SQL_TYPE = {"int": "int", "long": "bigint", "epoch": "bigint"}
-_NUMBER = re.compile(NUMBER_PATTERN)
-_NUMBER_SPARK = f"^(?:{NUMBER_PATTERN})\\z"  # Java regex; \z: `$` would also match before a final U+2028
+# What a number may be wrapped in (Spark's casts trim these): ASCII control characters and the space.
+_TRIMMED = "".join(chr(c) for c in range(0x21)) + "\x7f"
+_ODD = ("\ufeff", "\r", "\t", "\u00a0")  # become spaces before a line is split
+_FILE_DAY = re.compile(r"_(\d{8})T\d{4}Z_")
+
+
+# ------------------------------------------------------------------ the parsed schema
+
+_ARROW_TYPES = {"int": pa.int32(), "long": pa.int64(), "string": pa.string(), "epoch": pa.timestamp("us", tz="UTC")}
+# Object rows (kind OBJECT) only: lines, header lines and blank lines read; field names of the object's
+# header the catalogue does not know (space-separated). The other columns of an object row: reason (why
+# it could not be read to its end, or null), source_line (the last complete line).
+OBJECT_LINES, OBJECT_HEADERS, OBJECT_BLANK, OBJECT_UNKNOWN = "_lines", "_headers", "_blank", "_unknown_fields"
+
+PARSED = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("reason", pa.string()),
+        ("raw_line", pa.string()),
+        *[(f.column, _ARROW_TYPES[f.kind]) for f in FIELDS],
+        (EXTRA_FIELDS_COLUMN, pa.map_(pa.string(), pa.string())),
+        (SOURCE_FILE, pa.string()),
+        (SOURCE_LINE, pa.int64()),
+        (EVENT_DATE, pa.date32()),
+        (OBJECT_LINES, pa.int64()),
+        (OBJECT_HEADERS, pa.int64()),
+        (OBJECT_BLANK, pa.int64()),
+        (OBJECT_UNKNOWN, pa.string()),
+    ]
+)
+RECORD_COLUMNS = [f.column for f in FIELDS] + [EXTRA_FIELDS_COLUMN, SOURCE_FILE, SOURCE_LINE, EVENT_DATE]
+
+
+def parsed_ddl() -> str:
+    """PARSED as a Spark DDL string (the schema mapInArrow declares)."""
+    spark_types = {"int": "int", "long": "bigint", "string": "string", "epoch": "timestamp"}
+    cols = ["kind string", "reason string", "raw_line string"]
+    cols += [f"`{f.column}` {spark_types[f.kind]}" for f in FIELDS]
+    cols += [
+        f"{EXTRA_FIELDS_COLUMN} map<string,string>",
+        f"{SOURCE_FILE} string",
+        f"{SOURCE_LINE} bigint",
+        f"{EVENT_DATE} date",
+        f"{OBJECT_LINES} bigint",
+        f"{OBJECT_HEADERS} bigint",
+        f"{OBJECT_BLANK} bigint",
+        f"{OBJECT_UNKNOWN} string",
+    ]
+    return ", ".join(cols)
+
+
+# ------------------------------------------------------------------ formats
 
 
 @dataclass(frozen=True)
-class Reason:
-    """A reason text with at most one slot, ``{}``, for the offending value: rendered in Python and in Spark."""
+class TextFormat:
+    """The layout of an object: field names in file order, and whether line 1 is a header."""
 
-    template: str
-
-    def text(self, value: object = "") -> str:
-        return self.template.replace("{}", str(value))
-
-    def column(self, value: Column | None = None) -> Column:
-        before, slot, after = self.template.partition("{}")
-        if not slot or value is None:
-            return F.lit(self.template)
-        return F.concat(F.lit(before), value.cast("string"), F.lit(after))
-
-
-@dataclass(frozen=True)
-class SparkLine:
-    """What a rule sees of a line in Spark: the column holding each field's raw text (null for '-'),
-    typed values, and flags."""
-
-    raw_name: Callable[[Field], str]
-    typed: Mapping[str, Column]  # by AWS name
-    data_row: Column
-    undecodable: Column
-
-
-# A rule's Python check, bound to a format's token positions:
-# (line, tokens, data row?, numbers parsed so far by position) -> reason or None.
-PyCheck = Callable[[str, list[str], bool, dict[int, int]], "str | None"]
-
-
-def parse_integer(raw: str) -> int | None:
-    """The integer Spark's try_cast reads from `raw` (any size), or None when `raw` is not a number."""
-    if len(raw) < 19 and raw.isdigit() and raw.isascii():  # the usual case, without the regex
-        return int(raw)
-    m = _NUMBER.fullmatch(raw)
-    if not m:
-        return None
-    digits = m.group(1)
-    # Far beyond any type (and int() of thousands of digits raises in Python >= 3.11): a stand-in that is too big.
-    if len(digits.lstrip("+-").lstrip("0")) > 25:
-        return -(10**25) if digits.startswith("-") else 10**25
-    return int(digits)
-
-
-@dataclass(frozen=True)
-class FieldCount:
-    """The line must have exactly as many tokens as the format has fields."""
-
-    n_fields: int
+    names: tuple[str, ...]
+    has_header: bool
 
     @property
-    def reason(self) -> Reason:
-        return Reason(f"expected {self.n_fields} fields, found {{}}")
+    def unknown(self) -> tuple[str, ...]:
+        """Field names the catalogue does not know (their values go to extra_fields)."""
+        return tuple(n for n in self.names if n not in BY_AWS)
 
-    def column(self, n_tokens: Column) -> Column:
-        return F.when(n_tokens != self.n_fields, self.reason.column(n_tokens))
 
-    def check(self, tokens: Sequence[str]) -> str | None:
-        return None if len(tokens) == self.n_fields else self.reason.text(len(tokens))
+def split_tokens(text: str) -> list[str]:
+    """A decoded line's tokens as the parse sees them: [] for a blank line."""
+    for odd in _ODD:
+        if odd in text:
+            text = text.replace(odd, " ")
+    clean = text.strip(" ")
+    if not clean:
+        return []
+    return [t for t in clean.split(" ") if t] if "  " in clean else clean.split(" ")
+
+
+def detect_format(first_line: str, default: Sequence[str] = DEFAULT_FORMAT) -> TextFormat:
+    """An object's format from its first line: a header of field names, or `default` when there is none.
+
+    A header is a line whose tokens all look like field names and at least one is a known field; a data
+    line always has numbers, addresses or '-' in it. Underscored names (Parquet style) are accepted.
+    Unknown names are kept: their values land in `extra_fields`.
+    """
+    tokens = split_tokens(first_line)
+    if tokens and all(re.match(_NAME, t) for t in tokens) and any(t.replace("_", "-") in BY_AWS for t in tokens):
+        return TextFormat(tuple(t.replace("_", "-") for t in tokens), True)
+    return TextFormat(tuple(default), False)
+
+
+def foreign_reason(first_line: str, fmt: TextFormat) -> str | None:
+    """Why an object is not a flow log of its format, judged by its first line (None: it may be one).
+
+    A first line that is neither a header nor a record of the format (another field count) means another
+    kind of object (another service's log, a CSV, JSON): its every line would be a reject. A blank first
+    line is left to the line rules."""
+    if fmt.has_header or not first_line.strip():
+        return None
+    found = len(split_tokens(first_line))
+    if found == len(fmt.names):
+        return None
+    return (
+        f"not a flow log of this format: line 1 is not a header and has {found} fields, the format "
+        f"{len(fmt.names)} (another kind of object; a header-less export needs --format)"
+    )
+
+
+# ------------------------------------------------------------------ the rule table
 
 
 @dataclass(frozen=True)
 class Number:
-    """A numeric field: a number; that fits its type (int, long, or a timestamp in 1970-9999); within
-    its range on data rows."""
+    """A numeric field: a number; that fits its type (int, long, or a timestamp in 1970-9999); within its
+    range on data rows (RANGES)."""
 
     field: Field
-    bounds: tuple[int, int] | None  # RANGES, data rows only
+    bounds: tuple[int, int] | None
 
-    @property
-    def not_a_number(self) -> Reason:
-        return Reason(f"{self.field.aws}: not a number '{{}}'")
-
-    @property
-    def does_not_fit(self) -> Reason:
+    def reasons(self, raw: pa.Array, num: Any, data_row: pa.Array) -> pa.Array | None:
+        aws = self.field.aws
         if self.field.kind == "epoch":
-            return Reason(
-                f"{self.field.aws}: {{}} is not a time in 1970-9999 "
-                f"(epoch seconds, or milliseconds above {MS_THRESHOLD})"
-            )
-        return Reason(f"{self.field.aws}: {{}} does not fit a {32 if self.field.kind == 'int' else 64}-bit integer")
-
-    @property
-    def outside(self) -> Reason:
-        assert self.bounds is not None
-        return Reason(f"{self.field.aws}: {{}} outside {self.bounds[0]}-{self.bounds[1]}")
-
-    # Spark
-    def number(self, raw_name: str) -> Column:
-        return F.expr(f"try_cast(`{raw_name}` as {_SQL_TYPE[self.field.kind]})")
-
-    def _fits(self, num: Column) -> Column:
-        if self.field.kind == "epoch":
-            return F.coalesce(num.between(*TYPE_BOUNDS["epoch"]), F.lit(False))
-        return num.isNotNull()  # try_cast gives null for a number beyond the type
-
-    def typed(self, raw_name: str) -> Column:
-        """The field's value: the number, or a timestamp (null when it does not fit: never an overflow)."""
-        num = self.number(raw_name)
-        if self.field.kind != "epoch":
-            return num
-        fits = self._fits(num)
-        return F.when(fits & (num > MS_THRESHOLD), F.timestamp_millis(num)).when(fits, F.timestamp_seconds(num))
-
-    def column(self, line: SparkLine) -> Column:
-        name = line.raw_name(self.field)
-        raw, num = F.col(name), self.number(name)
-        out = (
-            F.when(raw.isNull(), F.lit(None))
-            .when(num.isNull() & ~raw.rlike(_NUMBER_SPARK), self.not_a_number.column(raw))
-            .when(~self._fits(num), self.does_not_fit.column(raw))
-        )
+            unfit = f" is not a time in 1970-9999 (epoch seconds, or milliseconds above {MS_THRESHOLD})"
+        else:
+            unfit = f" does not fit a {32 if self.field.kind == 'int' else 64}-bit integer"
+        out = _where(num.not_a_number, lambda: _concat(f"{aws}: not a number '", raw, "'"))
+        out = _where(num.does_not_fit, lambda: _concat(f"{aws}: ", raw, unfit), out)
         if self.bounds is not None:
             lo, hi = self.bounds
-            out = out.when(line.data_row & ((num < lo) | (num > hi)), self.outside.column(raw))
+            outside = pc.and_(data_row, pc.or_(pc.less(num.value, lo), pc.greater(num.value, hi)))
+            out = _where(pc.fill_null(outside, False), lambda: _concat(f"{aws}: ", raw, f" outside {lo}-{hi}"), out)
         return out
 
-    # Python
-    def bind(self, pos: Mapping[str, int]) -> PyCheck:
-        i = pos[self.field.aws]
-        lo, hi = TYPE_BOUNDS[self.field.kind]
-        bounds = self.bounds
-        not_a_number, does_not_fit = self.not_a_number, self.does_not_fit
-        outside = self.outside if bounds else None
 
-        def check(line: str, tokens: list[str], data_row: bool, values: dict[int, int]) -> str | None:
-            raw = tokens[i]
-            if raw == "-":
-                return None
-            if len(raw) < 10 and raw.isdigit() and raw.isascii():  # the usual case, inline
-                num: int | None = int(raw)
-            else:
-                num = parse_integer(raw)
-            if num is None:
-                return not_a_number.text(raw)
-            if not lo <= num <= hi:
-                return does_not_fit.text(raw)
-            values[i] = num
-            if bounds and outside and data_row and not bounds[0] <= num <= bounds[1]:
-                return outside.text(raw)
-            return None
-
-        return check
+def _where(mask: pa.Array, text: Any, otherwise: pa.Array | None = None) -> pa.Array | None:
+    """text() where mask is true, else `otherwise` (None: no reason in any row). The reason texts are only
+    made for a batch in which some row fails (the usual batch has none)."""
+    if not pc.any(mask).as_py():
+        return otherwise
+    made = pc.if_else(mask, text(), None)
+    return made if otherwise is None else pc.if_else(mask, made, otherwise)
 
 
 @dataclass(frozen=True)
@@ -312,22 +243,9 @@ class OneOf:
     aws: str
     allowed: tuple[str, ...]
 
-    @property
-    def reason(self) -> Reason:
-        return Reason(f"{self.aws}: unknown value '{{}}'")
-
-    def column(self, line: SparkLine) -> Column:
-        v = line.typed[self.aws]
-        return F.when(v.isNotNull() & ~v.isin(*self.allowed), self.reason.column(v))
-
-    def bind(self, pos: Mapping[str, int]) -> PyCheck:
-        i, allowed, reason = pos[self.aws], frozenset(self.allowed), self.reason
-
-        def check(line: str, tokens: list[str], data_row: bool, values: dict[int, int]) -> str | None:
-            v = tokens[i]
-            return None if v == "-" or v in allowed else reason.text(v)
-
-        return check
+    def reasons(self, raw: pa.Array) -> pa.Array | None:
+        bad = pc.and_(pc.is_valid(raw), pc.invert(pc.is_in(raw, value_set=pa.array(self.allowed))))
+        return _where(bad, lambda: _concat(f"{self.aws}: unknown value '", raw, "'"))
 
 
 @dataclass(frozen=True)
@@ -349,258 +267,470 @@ class Version:
         tgw = not open_ended and set(names) <= TGW_FIELDS and expected != TGW_VERSION
         return cls(expected, TGW_VERSION if tgw else None, open_ended)
 
-    @property
-    def reason(self) -> Reason:
-        also = f", or {self.also} for a Transit Gateway log" if self.also is not None else ""
-        return Reason(f"version: {{}} does not fit the format (version {self.expected}{also})")
-
-    def column(self, line: SparkLine) -> Column:
-        v = line.typed["version"]
+    def reasons(self, version: pa.Array) -> pa.Array | None:
         if self.open_ended:
-            bad = v < self.expected
+            bad = pc.less(version, self.expected)
         else:
-            bad = ~v.isin(self.expected, *([self.also] if self.also is not None else []))
-        return F.when(v.isNotNull() & bad, self.reason.column(v))
-
-    def bind(self, pos: Mapping[str, int]) -> PyCheck:
-        i, reason, expected, open_ended = pos["version"], self.reason, self.expected, self.open_ended
-        accepted = {expected} | ({self.also} if self.also is not None else set())
-
-        def check(line: str, tokens: list[str], data_row: bool, values: dict[int, int]) -> str | None:
-            v = values.get(i)  # only a number that fits: the Number rule has reported the others
-            if v is None or (v >= expected if open_ended else v in accepted):
-                return None
-            return reason.text(v)
-
-        return check
+            accepted = [self.expected, *([self.also] if self.also is not None else [])]
+            bad = pc.invert(pc.is_in(version, value_set=pa.array(accepted, pa.int64())))
+        also = f", or {self.also} for a Transit Gateway log" if self.also is not None else ""
+        text = f" does not fit the format (version {self.expected}{also})"
+        return _where(pc.fill_null(bad, False), lambda: _concat("version: ", version, text))
 
 
-@dataclass(frozen=True)
-class Undecodable:
-    """A line with bytes that are not UTF-8 (decoded as U+FFFD)."""
-
-    reason: Reason = Reason("undecodable bytes (not UTF-8)")
-
-    def column(self, line: SparkLine) -> Column:
-        return F.when(line.undecodable, self.reason.column())
-
-    def bind(self, pos: Mapping[str, int]) -> PyCheck:
-        text = self.reason.text()
-
-        def check(line: str, tokens: list[str], data_row: bool, values: dict[int, int]) -> str | None:
-            return text if UNDECODABLE_MARK in line else None
-
-        return check
-
-
-Rule = Number | OneOf | Version | Undecodable
+Rule = Number | OneOf | Version
 
 
 def rules_for(names: Sequence[str]) -> list[Rule]:
-    """The rule table of one format (field names in any order; unknown names allowed), in report order."""
+    """The rule table of one format (field names in any order; unknown names allowed), in report order
+    (undecodable bytes come last, after these)."""
     present = set(names)
     rules: list[Rule] = [Number(f, RANGES.get(f.aws)) for f in FIELDS if f.aws in present and f.kind != "string"]
     rules += [OneOf(aws, allowed) for aws, allowed in ENUMS.items() if aws in present]
     if "version" in present:
         rules.append(Version.of_format(names))
-    rules.append(Undecodable())
     return rules
 
 
-def field_count_reason(n_tokens: Column, n_fields: int) -> Column:
-    """Spark: the field-count reason of a text line with `n_tokens` tokens, or null."""
-    return FieldCount(n_fields).column(n_tokens)
+# ------------------------------------------------------------------ numbers in Arrow
 
 
-def _finish(
-    staged: DataFrame, present: Sequence[Field], extras: Sequence[str], count_reason: Column | None
-) -> DataFrame:
-    """Typed columns, validation (the rule table, `rules_for`) and event_date from a frame with
-    `__raw_<column>` strings."""
-    status = F.col("__raw_log_status") if any(f.column == "log_status" for f in present) else F.lit(None)
-    data_row = F.coalesce(status, F.lit(DATA_STATUS)) == DATA_STATUS
-    table = rules_for([f.aws for f in present] + list(extras))
-    numbers = {r.field.aws: r for r in table if isinstance(r, Number)}
-    typed: dict[str, Column] = {}
-    for f in present:
-        raw_name = f"__raw_{f.column}"
-        typed[f.column] = numbers[f.aws].typed(raw_name) if f.aws in numbers else F.col(raw_name)
-    undecodable = F.col("__raw").contains(UNDECODABLE_MARK)
-    if "__dirty" in staged.columns:  # text: only lines of non-ASCII files can hold U+FFFD
-        undecodable = F.col("__dirty") & undecodable
-    line = SparkLine(
-        raw_name=lambda f: f"__raw_{f.column}",
-        typed={f.aws: typed[f.column] for f in present},
-        data_row=data_row,
-        undecodable=undecodable,
+@dataclass
+class _Numbers:
+    value: pa.Array  # int64, null where the token is '-', not a number or does not fit
+    not_a_number: pa.Array  # bool, no nulls
+    does_not_fit: pa.Array  # bool, no nulls
+
+
+def _parse_numbers(raw: pa.Array, kind: str) -> _Numbers:
+    """Tokens (null for '-') as integers of a field kind, with why each one that is not one fails."""
+    n = len(raw)
+    lo, hi = TYPE_BOUNDS[kind]
+    whole_int64 = kind == "long"
+    # The usual column: every token a plain integer. Arrow's cast reads decimal digits with an optional '-'
+    # (a subset of what the rule accepts, with the same value) and also hex ('0x1F'), which the rule does not.
+    hexed = pc.any(pc.match_substring(raw, "x", ignore_case=True)).as_py()
+    try:
+        value = None if hexed else pc.cast(raw, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        value = None
+    if value is not None:
+        no = pa.array(np.zeros(n, dtype=bool))
+        if whole_int64:
+            return _Numbers(value, no, no)
+        in_type = pc.fill_null(pc.and_(pc.greater_equal(value, lo), pc.less_equal(value, hi)), True)
+        if pc.all(in_type).as_py():
+            return _Numbers(value, no, no)
+        return _Numbers(pc.if_else(in_type, value, pa.nulls(n, pa.int64())), no, pc.invert(in_type))
+    trimmed = pc.utf8_trim(raw, _TRIMMED)
+    is_num = pc.fill_null(pc.match_substring_regex(trimmed, r"^[+-]?[0-9]+$"), False)
+    present = pc.is_valid(raw)
+    not_a_number = pc.and_(present, pc.invert(is_num))
+    neg = pc.fill_null(pc.starts_with(trimmed, "-"), False)
+    digits = pc.utf8_ltrim(pc.utf8_ltrim(trimmed, "+-"), "0")
+    ndig = pc.fill_null(pc.utf8_length(digits), 0)
+    limit = pc.if_else(neg, "9223372036854775808", "9223372036854775807")
+    too_long = pc.or_(pc.greater(ndig, 19), pc.and_(pc.equal(ndig, 19), pc.greater(digits, limit)))
+    fits64 = pc.and_(is_num, pc.invert(pc.fill_null(too_long, False)))
+    text = pc.if_else(pc.equal(ndig, 0), "0", digits)
+    text = pc.if_else(neg, pc.binary_join_element_wise("-", text, ""), text)
+    value = pc.cast(pc.if_else(fits64, text, "0"), pa.int64())
+    in_type = pc.and_(fits64, pc.and_(pc.greater_equal(value, lo), pc.less_equal(value, hi)))
+    does_not_fit = pc.and_(is_num, pc.invert(in_type))
+    value = pc.if_else(in_type, value, pa.nulls(n, pa.int64()))
+    return _Numbers(value, not_a_number, does_not_fit)
+
+
+def _typed(value: pa.Array, kind: str) -> pa.Array:
+    """An int64 array (null where there is no value) in its catalogue type: int32, int64, or a UTC
+    timestamp (epoch seconds, or milliseconds above MS_THRESHOLD)."""
+    if kind == "int":
+        return pc.cast(value, pa.int32())
+    if kind == "long":
+        return value
+    micros = pc.if_else(
+        pc.greater(value, MS_THRESHOLD), pc.multiply(value, 1_000), pc.multiply(value, 1_000_000)
     )
-    reason = F.concat_ws("; ", *[rule.column(line) for rule in table])
-    if count_reason is not None:
-        reason = F.coalesce(count_reason, reason)
-    reason = F.when(F.col("__kind") == RECORD, F.when(reason != "", reason))
+    return pc.cast(micros, pa.timestamp("us", tz="UTC"))
 
-    out_cols = [F.col("__kind").alias("kind"), reason.alias("reason"), F.col("__raw").alias("raw_line")]
-    for f in FIELDS:
-        out_cols.append((typed[f.column] if f.column in typed else F.lit(None)).cast(f.spark_type).alias(f.column))
-    if extras:
-        extra = F.create_map(*[x for name in extras for x in (F.lit(name), F.col(f"__x_{name}"))])
+
+def _concat(before: str, value: pa.Array, after: str) -> pa.Array:
+    return pc.binary_join_element_wise(before, pc.cast(value, pa.string()), after, "")
+
+
+# ------------------------------------------------------------------ lines to rows
+
+
+@dataclass
+class Lines:
+    """Complete lines of one or more objects of one format, in one buffer: what one parse takes. Batching
+    the small objects of a task together (AWS writes one object per flow log and 5 or 10 minutes, often a
+    few hundred lines) keeps the per-call cost of the kernels off each object."""
+
+    buf: bytes  # the lines, each ending with "\n" (a header line is never in it)
+    line_numbers: np.ndarray  # int64: each line's number in its object
+    file_ids: np.ndarray  # int32: each line's object, an index into `files`
+    files: list[str]  # the objects' canonical names (source_file)
+
+    def blank_per_file(self, blank_lines: np.ndarray) -> np.ndarray:
+        return np.bincount(self.file_ids[blank_lines], minlength=len(self.files))
+
+
+def _clean(lines: pa.Array) -> pa.Array:
+    """BOM, CR, tab and no-break space become spaces; then leading and trailing spaces go."""
+    out = lines
+    for odd in _ODD:
+        if pc.any(pc.match_substring(out, odd)).as_py():
+            out = pc.replace_substring(out, odd, " ")
+    return pc.utf8_trim(out, " ")
+
+
+def file_day(source_file: str) -> int | None:
+    """The delivery day in an AWS object name, as days since 1970-01-01 (None without one)."""
+    import datetime as dt
+
+    m = _FILE_DAY.search(source_file)
+    if not m:
+        return None
+    try:
+        day = dt.date(int(m.group(1)[:4]), int(m.group(1)[4:6]), int(m.group(1)[6:]))
+    except ValueError:
+        return None
+    return (day - dt.date(1970, 1, 1)).days
+
+
+def _event_date(start: pa.Array | None, fallback: np.ndarray | None, n: int) -> pa.Array:
+    """The UTC date of `start`; records without one take their object's delivery day (`fallback`: days
+    since 1970 per row, -1 where the object's name has none)."""
+    if start is None:
+        known = np.zeros(n, dtype=bool)
+        days = np.zeros(n, dtype=np.int64)
     else:
-        extra = F.lit(None)
-    out_cols += [
-        extra.cast("map<string,string>").alias(EXTRA_FIELDS_COLUMN),
-        F.col(SOURCE_FILE),
-        F.col(SOURCE_LINE),
-    ]
-    out = staged.select(*out_cols)
-    # UTC date of `start`, whatever the session time zone; a format without `start` falls back to
-    # the delivery date in the AWS object name.
-    file_day = F.regexp_extract(F.col(SOURCE_FILE), r"_(\d{8})T\d{4}Z_", 1)
-    return out.withColumn(
-        EVENT_DATE,
-        F.coalesce(
-            utc_date(F.col("start")),
-            F.when(file_day != "", F.to_date(file_day, "yyyyMMdd")),
-        ),
+        micros = pc.cast(pc.cast(start, pa.timestamp("us")), pa.int64())
+        known = pc.is_valid(micros).to_numpy(zero_copy_only=False)
+        days = pc.fill_null(micros, 0).to_numpy(zero_copy_only=False) // 86_400_000_000  # exact, integer
+    if fallback is not None and not known.all():
+        use = ~known & (fallback >= 0)
+        days = np.where(use, fallback, days)
+        known = known | use
+    return pa.array(days.astype(np.int32), pa.date32(), mask=~known if not known.all() else None)
+
+
+def _columns(
+    raw: dict[str, pa.Array],
+    names: Sequence[str],
+    n: int,
+    undecodable: pa.Array | None,
+    fallback_day: np.ndarray | None,
+    count_reason: pa.Array | None = None,
+) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Typed columns and the reason of each row from the raw strings of the format's fields (null for
+    '-'; rows whose field count is wrong hold nulls and their `count_reason`)."""
+    if "log-status" in raw:
+        data_row = pc.equal(pc.fill_null(raw["log-status"], DATA_STATUS), DATA_STATUS)
+    else:
+        data_row = pa.array(np.ones(n, dtype=bool))
+    typed: dict[str, pa.Array] = {}
+    reasons: list[pa.Array | None] = []
+    numbers: dict[str, _Numbers] = {}
+    for rule in rules_for(names):
+        if isinstance(rule, Number):
+            num = _parse_numbers(raw[rule.field.aws], rule.field.kind)
+            numbers[rule.field.aws] = num
+            reasons.append(rule.reasons(raw[rule.field.aws], num, data_row))
+        elif isinstance(rule, OneOf):
+            reasons.append(rule.reasons(raw[rule.aws]))
+        else:
+            reasons.append(rule.reasons(numbers["version"].value))
+    if undecodable is not None:
+        reasons.append(_where(undecodable, lambda: pa.scalar("undecodable bytes (not UTF-8)")))
+    reason = pa.nulls(n, pa.string())
+    for r in (r for r in reasons if r is not None):  # each row's reasons in table order, joined by "; " (not
+        # binary_join's null_handling "skip": pyarrow 22-26 drops the rows whose values are all null)
+        both = pc.binary_join_element_wise(reason, r, "; ")
+        reason = pc.if_else(pc.is_null(reason), r, pc.if_else(pc.is_null(r), reason, both))
+    if count_reason is not None:
+        reason = pc.coalesce(count_reason, reason)
+    for f in FIELDS:
+        if f.aws not in raw:
+            continue
+        typed[f.column] = _typed(numbers[f.aws].value, f.kind) if f.aws in numbers else raw[f.aws]
+    typed[EVENT_DATE] = _event_date(typed.get("start"), fallback_day, n)
+    return typed, reason
+
+
+def _extra(raw: dict[str, pa.Array], unknown: Sequence[str], n: int) -> pa.Array:
+    """extra_fields: a map of the unknown field names to their values (null for '-') on every row."""
+    if not unknown:
+        return pa.nulls(n, PARSED.field(EXTRA_FIELDS_COLUMN).type)
+    k = len(unknown)
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    keys = pa.array(np.tile(np.array(unknown, dtype=object), n), pa.string())
+    # row-major items: (row r, name c) is value c of row r, at c * n + r of the names' arrays concatenated
+    p = np.arange(n * k, dtype=np.int64)
+    items = pc.take(pa.concat_arrays([raw[u].cast(pa.string()) for u in unknown]), pa.array((p % k) * n + p // k))
+    return pa.MapArray.from_arrays(offsets, keys, items)
+
+
+_NULLS: dict[tuple[int, str], pa.Array] = {}
+
+
+def _null_column(n: int, f: pa.Field) -> pa.Array:
+    """An all-null column (kept for the usual batch sizes: most columns of a format are absent)."""
+    key = (n, f.name)
+    col = _NULLS.get(key)
+    if col is None:
+        col = pa.nulls(n, f.type)
+        if len(_NULLS) < 4096:
+            _NULLS[key] = col
+    return col
+
+
+def _assemble(n: int, columns: dict[str, pa.Array]) -> pa.RecordBatch:
+    cols = []
+    for f in PARSED:
+        col = columns.get(f.name)
+        cols.append(_null_column(n, f) if col is None else col if col.type == f.type else col.cast(f.type))
+    return pa.RecordBatch.from_arrays(cols, schema=PARSED)
+
+
+def _rows(
+    lines: Lines,
+    at: np.ndarray,
+    fmt: TextFormat,
+    raw: dict[str, pa.Array],
+    raw_text: Any,
+    undecodable: pa.Array | None = None,
+    count_reason: pa.Array | None = None,
+) -> pa.RecordBatch:
+    """PARSED rows for the lines `at` (indexes into `lines`) from their fields' raw strings; raw_text(i) gives
+    the text of the i-th of them (asked for rejected lines only)."""
+    n = len(at)
+    files = pa.array(lines.files, pa.string())
+    ids = lines.file_ids[at]
+    days = np.array([d if (d := file_day(f)) is not None else -1 for f in lines.files], dtype=np.int64)[ids]
+    typed, reason = _columns(raw, fmt.names, n, undecodable, days, count_reason)
+    valid = pc.is_null(reason)
+    bad = np.flatnonzero(~valid.to_numpy(zero_copy_only=False))
+    raw_line = None
+    if len(bad):
+        texts = np.full(n, None, dtype=object)
+        texts[bad] = [raw_text(i) for i in bad]
+        raw_line = pa.array(texts, pa.string())
+    return _assemble(
+        n,
+        {
+            **typed,
+            "kind": pc.if_else(valid, RECORD, REJECT),
+            "reason": reason,
+            "raw_line": raw_line,
+            EXTRA_FIELDS_COLUMN: _extra(raw, fmt.unknown, n),
+            SOURCE_FILE: files.take(pa.array(ids)),
+            SOURCE_LINE: pa.array(lines.line_numbers[at]),
+        },
     )
 
 
-def parse_text(fmt: TextFormat) -> Callable[[DataFrame], DataFrame]:
-    """Transform: line rows of objects of one format -> the same rows, parsed.
-
-    Input columns: `source_file`, `source_line` (1-based), `line` (the line without its newline), and
-    optionally `dirty` (the line holds a CR, a tab or a non-ASCII character; computed here when absent)
-    and `problem` (non-null on the one row standing for a broken object: the reason, with the last
-    good line as `source_line`; such a row becomes kind BROKEN with the reason in raw_line).
-    Output columns: kind, reason (null unless the line is rejected), raw_line, every flow_records column.
-    """
-    positions = {name: i for i, name in enumerate(fmt.names)}
-    present = [f for f in FIELDS if f.aws in positions]
-    extras = [n for n in fmt.names if n not in BY_AWS]
+def _general(
+    lines: Lines, at: np.ndarray, starts: np.ndarray, ends: np.ndarray, fmt: TextFormat
+) -> tuple[pa.RecordBatch, np.ndarray]:
+    """The general path: lines `at` of any bytes at all (decoded with U+FFFD for what is not UTF-8), split
+    on runs of spaces after BOM, CR, tab and no-break space become spaces. Returns the rows of the record
+    lines and which of `at` are blank."""
+    buf = lines.buf
+    text = pa.array([buf[starts[i] : ends[i]].decode("utf-8", "replace") for i in at], pa.string())
+    clean = _clean(text)
+    blank = pc.equal(clean, "").to_numpy(zero_copy_only=False)
+    keep = np.flatnonzero(~blank)
+    text, clean = pc.take(text, pa.array(keep)), pc.take(clean, pa.array(keep))
+    n = len(keep)
+    multi = pc.match_substring(clean, "  ")
+    if pc.any(multi).as_py():
+        clean = pc.if_else(multi, pc.replace_substring_regex(clean, " +", " "), clean)
+    tokens = pc.split_pattern(clean, " ")
+    n_tokens = pc.list_value_length(tokens)
     n_fields = len(fmt.names)
-
-    def transform(lines: DataFrame) -> DataFrame:
-        line = F.col("line")
-        # Only "dirty" lines (CR, tab or any non-ASCII character: BOM, no-break space, U+FFFD) pay for
-        # translate() and the U+FFFD check; the reader knows which they are from its byte scan. Without it:
-        # contains(), not instr() (instr counts characters and compares at every position).
-        if "dirty" in lines.columns:
-            dirty = F.col("dirty")
-        else:
-            dirty = (F.length(line) != F.octet_length(line)) | line.contains("\r") | line.contains("\t")
-        problem = F.col("problem") if "problem" in lines.columns else F.lit(None).cast("string")
-        clean = F.when(dirty, _clean(line)).otherwise(F.trim(line))
-        kind = (
-            F.when(problem.isNotNull(), F.lit(BROKEN))
-            .when(_is_header(clean, fmt), F.lit(HEADER))
-            .when(clean == "", F.lit(BLANK))
-            .otherwise(F.lit(RECORD))
-        )
-        tokenised = lines.select(
-            F.col(SOURCE_FILE),
-            F.col(SOURCE_LINE).cast("long").alias(SOURCE_LINE),
-            F.coalesce(problem, line).alias("__raw"),
-            F.coalesce(dirty, F.lit(False)).alias("__dirty"),
-            kind.alias("__kind"),
-            _split(clean, n_fields).alias("__tokens"),
-        )
-
-        def raw(i: int) -> Column:
-            tok = F.get(F.col("__tokens"), i)
-            return F.when(tok != "-", tok)
-
-        staged = tokenised.select(
-            "*",
-            *[raw(positions[f.aws]).alias(f"__raw_{f.column}") for f in present],
-            *[raw(positions[n]).alias(f"__x_{n}") for n in extras],
-        )
-        n_tokens = F.size("__tokens")
-        count_reason = field_count_reason(n_tokens, n_fields)
-        return _finish(staged, present, extras, count_reason)
-
-    return transform
+    ok = pc.equal(n_tokens, n_fields)
+    ok_idx = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
+    flat = pc.list_flatten(pc.take(tokens, pa.array(ok_idx)))
+    raw: dict[str, pa.Array] = {}
+    for i, name in enumerate(fmt.names):
+        tok = pc.take(flat, pa.array(np.arange(i, len(flat), n_fields, dtype=np.int64)))
+        tok = pc.if_else(pc.equal(tok, "-"), pa.nulls(len(tok), pa.string()), tok)
+        raw[name] = _scatter(tok, ok_idx, n)  # rows with the wrong field count hold nulls
+    count_reason = _where(pc.invert(ok), lambda: _concat(f"expected {n_fields} fields, found ", n_tokens, ""))
+    undecodable = pc.fill_null(pc.match_substring(text, UNDECODABLE_MARK), False)
+    rows = _rows(lines, at[keep], fmt, raw, lambda i: text[i].as_py(), undecodable, count_reason)
+    return rows, at[blank]
 
 
-def parse_parquet(raw: DataFrame, source_file: Column | None = None) -> DataFrame:
-    """Transform: AWS Parquet deliveries (underscore column names) -> the same shape as parse_text.
-
-    Columns are matched by name; a value that does not fit its type is a reject with a reason, as
-    for text. A row's position in its file is its line number; its raw line is the row as JSON.
-    `source_file`: the object's name as a Column over `_metadata.file_path` (which is a URI: a space is
-    %20), by default that URI as it is.
-    """
-    present = [BY_COLUMN[c.lower()] for c in raw.columns if c.lower() in BY_COLUMN]
-    extras = [c for c in raw.columns if c.lower() not in BY_COLUMN]
-    cols = [
-        (F.col("_metadata.file_path") if source_file is None else source_file).alias(SOURCE_FILE),
-        (F.col("_metadata.row_index") + 1).cast("long").alias(SOURCE_LINE),
-        F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw.columns])).alias("__raw"),
-        F.lit(RECORD).alias("__kind"),
-    ]
-    for c in raw.columns:
-        s = F.trim(F.col(f"`{c}`").cast("string"))
-        # pandas-written files hold the strings 'None' and '-' for missing values.
-        value = F.when(~s.isin("-", "", "None"), s)
-        if c.lower() in BY_COLUMN:
-            cols.append(value.alias(f"__raw_{c.lower()}"))
-        else:
-            cols.append(value.alias(f"__x_{c}"))
-    return _finish(raw.select(*cols), present, extras, None)
+def _odd_lines(arr: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Indexes of the lines holding a byte other than printable ASCII and space (tab, CR, another control
+    character, DEL, any byte of a non-ASCII character): those take the general path. Cheap when there
+    are none (a few whole-buffer comparisons, no per-byte table)."""
+    control = np.count_nonzero(arr < 32) != len(ends)  # newlines are the only control bytes of a clean chunk
+    if not control and arr.max(initial=0) < 127:
+        return np.empty(0, dtype=np.int64)
+    odd = np.flatnonzero((arr >= 127) | ((arr < 32) & (arr != 10)))
+    return np.unique(np.searchsorted(ends, odd))
 
 
-def records(parsed: DataFrame) -> DataFrame:
-    """The valid record rows of a parsed DataFrame, in the flow_records schema."""
-    return parsed.where((F.col("kind") == RECORD) & F.col("reason").isNull()).select(*RECORD_COLUMNS)
+def parse(lines: Lines, fmt: TextFormat) -> tuple[list[pa.RecordBatch], np.ndarray]:
+    """Lines of objects of one format as PARSED batches (a RECORD row per valid record, a REJECT row per
+    other record line; blank lines give no row) and the blank lines per object (counts by file id).
+
+    The usual line (printable ASCII, the format's field count, single spaces) goes through Arrow's CSV
+    reader and its fields are checked and cast column by column; every other line (odd bytes, blank, runs
+    of spaces or a space at an end, another field count) through the general path. Both apply the same
+    rules, so a line's verdict does not depend on its path."""
+    import io
+
+    import pyarrow.csv as pcsv
+
+    buf = lines.buf
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    n_lines = len(ends)
+    if not n_lines:
+        return [], np.zeros(len(lines.files), dtype=np.int64)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    general = np.zeros(n_lines, dtype=bool)
+    general[_odd_lines(arr, ends)] = True
+    csv_lines = np.flatnonzero(~general)
+    if len(csv_lines) == n_lines:
+        data = buf
+    elif not len(csv_lines):
+        data = b""
+    else:  # the bytes of those lines, each with its newline, in runs of consecutive lines
+        breaks = np.flatnonzero(np.diff(csv_lines) != 1)
+        first, last = np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [len(csv_lines) - 1]))
+        data = b"".join(buf[starts[csv_lines[a]] : ends[csv_lines[b]] + 1] for a, b in zip(first, last))
+    invalid: list[int] = []  # 1-based rows of `data` with another field count
+
+    def wrong_count(row: Any) -> str:
+        invalid.append(row.number)
+        return "skip"
+
+    names = [f"c{i}" for i in range(len(fmt.names))]
+    out = []
+    blank = np.empty(0, dtype=np.int64)
+    if data:
+        table = pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1),
+            parse_options=pcsv.ParseOptions(
+                delimiter=" ", quote_char=False, escape_char=False, double_quote=False, newlines_in_values=False,
+                ignore_empty_lines=False, invalid_row_handler=wrong_count,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in names}, null_values=["-"], strings_can_be_null=True,
+                quoted_strings_can_be_null=False, check_utf8=False,
+            ),
+        )  # fmt: skip
+        rows = csv_lines
+        if invalid:
+            wrong = np.asarray(invalid, dtype=np.int64) - 1
+            general[csv_lines[wrong]] = True
+            rows = np.delete(csv_lines, wrong)
+        raw = {name: table.column(i).combine_chunks() for i, name in enumerate(fmt.names)}
+        # an empty field (a blank line, a run of spaces, a space at an end) is no token: the general path
+        empty = np.zeros(len(rows), dtype=bool)
+        for col in raw.values():
+            hit = pc.equal(col, "")
+            if pc.any(hit).as_py():
+                empty |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+        if empty.any():
+            general[rows[empty]] = True
+            keep = pa.array(np.flatnonzero(~empty))
+            raw = {k: v.take(keep) for k, v in raw.items()}
+            rows = rows[~empty]
+        if len(rows):
+            out.append(_rows(lines, rows, fmt, raw, lambda i: buf[starts[rows[i]] : ends[rows[i]]].decode("ascii")))
+    other = np.flatnonzero(general)
+    if len(other):
+        rows_other, blank = _general(lines, other, starts, ends, fmt)
+        out.append(rows_other)
+    return [b for b in out if b.num_rows], lines.blank_per_file(blank)
 
 
-def rejects(parsed: DataFrame, ingest_id: str) -> DataFrame:
-    """The rejected lines, in the flow_rejects schema."""
-    return parsed.where(F.col("reason").isNotNull()).select(
-        F.col(SOURCE_FILE),
-        F.col(SOURCE_LINE).alias("line_number"),
-        F.col("raw_line"),
-        F.col("reason"),
-        F.lit(ingest_id).alias("ingest_id"),
+def _scatter(values: pa.Array, at: np.ndarray, n: int) -> pa.Array:
+    """An array of n rows holding `values` at the positions `at`, null elsewhere."""
+    if len(at) == n:
+        return values
+    where = np.full(n, -1, dtype=np.int64)
+    where[at] = np.arange(len(at))
+    return pc.take(values, pa.array(where, mask=where < 0))
+
+
+@dataclass(frozen=True)
+class ObjectSummary:
+    """What the OBJECT row of one object says (see PARSED)."""
+
+    source_file: str
+    lines: int
+    headers: int
+    blank: int
+    unknown: tuple[str, ...] = ()
+    problem: str | None = None
+    last_line: int = 0
+
+
+def object_rows(objects: Sequence[ObjectSummary]) -> pa.RecordBatch:
+    """One OBJECT row per object."""
+    n = len(objects)
+    return _assemble(
+        n,
+        {
+            "kind": pa.array([OBJECT] * n, pa.string()),
+            "reason": pa.array([o.problem for o in objects], pa.string()),
+            SOURCE_FILE: pa.array([o.source_file for o in objects], pa.string()),
+            SOURCE_LINE: pa.array([o.last_line for o in objects], pa.int64()),
+            OBJECT_LINES: pa.array([o.lines for o in objects], pa.int64()),
+            OBJECT_HEADERS: pa.array([o.headers for o in objects], pa.int64()),
+            OBJECT_BLANK: pa.array([o.blank for o in objects], pa.int64()),
+            OBJECT_UNKNOWN: pa.array([" ".join(o.unknown) or None for o in objects], pa.string()),
+        },
     )
 
 
-# ------------------------------------------------ the same rules in plain Python (tag's single-file mode)
-
-_ODD = str.maketrans({"\ufeff": " ", "\r": " ", "\t": " ", "\u00a0": " "})  # as _clean
-
-
-class LineRules:
-    """ingest's validation of one text line, in Python, for one file format: the rule table of the
-    format (`rules_for`, the same one `_finish` turns into Spark Columns), bound to token positions."""
-
-    def __init__(self, fmt: TextFormat) -> None:
-        pos = {name: i for i, name in enumerate(fmt.names)}
-        self.n_fields = len(fmt.names)
-        self.field_count = FieldCount(self.n_fields)
-        self.checks = [rule.bind(pos) for rule in rules_for(fmt.names)]
-        self.i_status = pos.get("log-status")  # positions tag's counting reads
-        self.i_dstport = pos.get("dstport")
-        self.i_protocol = pos.get("protocol")
-        self.i_bytes = pos.get("bytes")
-
-    def check(self, line: str, tokens: list[str]) -> tuple[str | None, dict[int, int]]:
-        """(reason or None, {token position: number}) for a record line."""
-        if len(tokens) != self.n_fields:
-            return self.field_count.check(tokens), {}
-        data_row = is_data_status(tokens[self.i_status] if self.i_status is not None else None)
-        values: dict[int, int] = {}
-        reasons = []
-        for check in self.checks:
-            why = check(line, tokens, data_row, values)
-            if why is not None:
-                reasons.append(why)
-        return ("; ".join(reasons) if reasons else None), values
+def in_zone(batch: pa.RecordBatch, zone: str) -> pa.RecordBatch:
+    """The batch with its timestamps declared in `zone` (Spark's session time zone, which mapInArrow's
+    declared schema carries): the same instants, other metadata."""
+    if zone == "UTC":
+        return batch
+    target = pa.schema(
+        [pa.field(f.name, pa.timestamp("us", tz=zone)) if pa.types.is_timestamp(f.type) else f for f in batch.schema]
+    )
+    return batch.cast(target)
 
 
-def split_tokens(text: str) -> list[str]:
-    """A decoded line's tokens as the Spark parse sees them (_clean then _split): [] for a blank line."""
-    if "\t" in text or "\r" in text or "\u00a0" in text or "\ufeff" in text:
-        text = text.translate(_ODD)
-    clean = text.strip(" ")
-    if not clean:
-        return []
-    return [t for t in clean.split(" ") if t] if "  " in clean else clean.split(" ")
+# ------------------------------------------------------------------ Parquet deliveries
+
+
+def _json(row: dict) -> str:
+    return json.dumps(row, separators=(",", ":"), default=str)
+
+
+def parquet_format(column_names: Sequence[str]) -> TextFormat:
+    """The format of a Parquet delivery: its columns (AWS writes underscores), matched by name."""
+    return TextFormat(tuple(c.lower().replace("_", "-") if c.lower() in BY_COLUMN else c for c in column_names), True)
+
+
+def parse_parquet_batch(batch: pa.RecordBatch, first_row: int, source_file: str) -> pa.RecordBatch:
+    """Rows of a Parquet delivery (columns matched by name, in any order) as PARSED rows, by the same rules
+    as text: each value is read as the text it would be in a text delivery. A row's line number is its
+    position in the file; the raw line of a rejected row is the row as JSON (null fields left out)."""
+    fmt = parquet_format(batch.schema.names)
+    n = batch.num_rows
+    raw: dict[str, pa.Array] = {}
+    for name, col in zip(fmt.names, batch.columns):
+        text = pc.utf8_trim(col if pa.types.is_string(col.type) else pc.cast(col, pa.string()), " ")
+        # pandas-written files hold the strings 'None' and '-' for missing values
+        missing = pc.fill_null(pc.is_in(text, value_set=pa.array(["-", "", "None"])), True)
+        raw[name] = pc.if_else(missing, pa.nulls(n, pa.string()), text)
+    lines = Lines(b"", np.arange(first_row, first_row + n, dtype=np.int64), np.zeros(n, dtype=np.int32), [source_file])
+
+    def row_json(i: int) -> str:
+        return _json({k: v for k, v in batch.slice(i, 1).to_pylist()[0].items() if v is not None})
+
+    return _rows(lines, np.arange(n), fmt, raw, row_json)

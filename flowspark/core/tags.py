@@ -46,14 +46,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
+from pyarrow import array as pa_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from flowspark.core import protocols
-from flowspark.core.lines import LineRules, detect_format, split_tokens
-from flowspark.core.schema import DEFAULT_FORMAT, EVENT_DATE, is_data_record, is_data_status
+from flowspark.core.lines import OBJECT, OBJECT_BLANK, OBJECT_HEADERS, OBJECT_LINES, RECORD, REJECT
+from flowspark.core.schema import EVENT_DATE, SOURCE_LINE, is_data_record
 
 UNTAGGED = "Untagged"
 MEASURES = ("records", "flows", "bytes")
@@ -284,12 +285,7 @@ class Issue:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
-@dataclass(frozen=True)
-class BrokenObject:
-    """Comes, in a file's lines, after its last complete line when the rest cannot be read (a truncated
-    or corrupt gzip): the lines before it are counted, the break is one malformed line."""
-
-    reason: str
+OBJECT_COUNTS = (OBJECT_LINES, OBJECT_HEADERS, OBJECT_BLANK)
 
 
 @dataclass
@@ -321,61 +317,58 @@ class FileScan:
         )
 
 
-def scan_lines(
-    name: str,
-    lines: Iterable[bytes | BrokenObject],
-    scan: FileScan,
-    default_format: Sequence[str] = DEFAULT_FORMAT,
-    max_issues: int = 1000,
-) -> None:
-    """Count one file's lines (raw bytes, "\\n" removed or not) into `scan`; line 1 decides the format.
+def scan_batches(name: str, batches: Iterable[Any], scan: FileScan, max_issues: int = 1000) -> None:
+    """Count one file's parsed batches (core.lines.PARSED: ingest's reader and rules) into `scan`.
 
-    A BrokenObject ends the file: it counts as one malformed line at its place, naming the reason.
-    """
-    rules: LineRules | None = None
-    for lineno, raw in enumerate(lines, 1):
-        scan.lines += 1
-        if isinstance(raw, BrokenObject):
-            issue = Issue(name, lineno, f"{raw.reason}: the file ends here; the {lineno - 1:,} line(s) before it count")
-            scan.malformed += 1
-            scan.broken.append(issue)
-            if len(scan.malformed_lines) < max_issues:
-                scan.malformed_lines.append(issue)
-            return
-        line = raw[:-1] if raw.endswith(b"\n") else raw
-        text = line.decode("utf-8", errors="replace")
-        if rules is None:  # line 1 decides the format, as in ingest
-            fmt = detect_format(text, default_format)
-            rules = LineRules(fmt)
-            if fmt.has_header:
-                scan.headers += 1
-                continue
-        tokens = split_tokens(text)
-        if not tokens:
-            scan.blank += 1
+    A file that cannot be read to its end counts its lines before the break and one malformed line at the
+    break, naming the reason."""
+    import pyarrow.compute as pc
+
+    for batch in batches:
+        kind = batch.column("kind")
+        obj = pc.equal(kind, OBJECT).to_numpy(zero_copy_only=False)
+        if obj.any():
+            for row in batch.filter(pa_array(obj)).select(["reason", SOURCE_LINE, *OBJECT_COUNTS]).to_pylist():
+                scan.lines += row[OBJECT_COUNTS[0]]
+                scan.headers += row[OBJECT_COUNTS[1]]
+                scan.blank += row[OBJECT_COUNTS[2]]
+                if row["reason"]:
+                    at = row[SOURCE_LINE] + 1
+                    why = f"{row['reason']}: the file ends here; the {at - 1:,} line(s) before it count"
+                    issue = Issue(name, at, why)
+                    scan.lines += 1
+                    scan.malformed += 1
+                    scan.broken.append(issue)
+                    if len(scan.malformed_lines) < max_issues:
+                        scan.malformed_lines.append(issue)
+        rejects = pc.equal(kind, REJECT)
+        n_rejects = pc.sum(rejects).as_py() or 0
+        if n_rejects:
+            scan.malformed += n_rejects
+            room = max_issues - len(scan.malformed_lines)
+            if room > 0:
+                for row in batch.filter(rejects).slice(0, room).select([SOURCE_LINE, "reason"]).to_pylist():
+                    scan.malformed_lines.append(Issue(name, row[SOURCE_LINE], row["reason"]))
+        records = batch.filter(pc.equal(kind, RECORD))
+        if not records.num_rows:
             continue
-        reason, values = rules.check(text, tokens)
-        if reason:
-            scan.malformed += 1
-            if len(scan.malformed_lines) < max_issues:
-                scan.malformed_lines.append(Issue(name, lineno, reason))
-            continue
-        scan.records += 1
-        if not is_data_status(tokens[rules.i_status] if rules.i_status is not None else None):
-            scan.nodata += 1
-            continue
-        port = values.get(rules.i_dstport) if rules.i_dstport is not None else None
-        proto = values.get(rules.i_protocol) if rules.i_protocol is not None else None
-        if port is None or proto is None:
-            scan.skipped += 1
-            if len(scan.skipped_lines) < max_issues:
-                missing = " and ".join(n for n, v in (("dstport", port), ("protocol", proto)) if v is None)
-                scan.skipped_lines.append(Issue(name, lineno, f"no {missing} ('-' or not in the format)"))
-            continue
-        key = (port, proto)
-        scan.counts[key] += 1
-        if rules.i_bytes is not None:
-            scan.bytes[key] += values.get(rules.i_bytes, 0)
+        scan.records += records.num_rows
+        status = records.column("log_status")
+        data = pc.fill_null(pc.equal(pc.fill_null(status, "OK"), "OK"), True)
+        scan.nodata += records.num_rows - (pc.sum(data).as_py() or 0)
+        traffic = records.filter(data)
+        port, proto = traffic.column("dstport"), traffic.column("protocol")
+        missing = pc.or_(pc.is_null(port), pc.is_null(proto)).to_numpy(zero_copy_only=False)
+        if missing.any():
+            scan.skipped += int(missing.sum())
+            for row in traffic.filter(pa_array(missing)).select([SOURCE_LINE, "dstport", "protocol"]).to_pylist():
+                if len(scan.skipped_lines) < max_issues:
+                    gone = " and ".join(c for c in ("dstport", "protocol") if row[c] is None)
+                    scan.skipped_lines.append(Issue(name, row[SOURCE_LINE], f"no {gone} ('-' or not in the format)"))
+        tagged = traffic.filter(pa_array(~missing)).select(["dstport", "protocol", "bytes"]).to_pydict()
+        for port_, proto_, size in zip(tagged["dstport"], tagged["protocol"], tagged["bytes"]):
+            scan.counts[(port_, proto_)] += 1
+            scan.bytes[(port_, proto_)] += size or 0
 
 
 def tag_totals_from(counts: Mapping[tuple[int, int], int], lookup: Lookup) -> Counter[str]:

@@ -21,12 +21,11 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flowspark.core.ipranges import IpRangesError, decode_ip_ranges
-from flowspark.core.tags import BrokenObject
 
 _YEAR = re.compile(r"^(?:year=)?((?:19|20)\d\d)$")
 _MONTH = re.compile(r"^(?:month=)?(0[1-9]|1[0-2])$")
@@ -194,50 +193,6 @@ def _java_cause(exc: Any) -> str:
     return one(java) if root.equals(java) else f"{one(java)}; cause: {one(root)}"
 
 
-def read_first_lines(spark: Any, files: list[SourceFile], threads: int = 16) -> dict[str, str]:
-    """The first line of every file (gzip-aware), read before the Spark job to learn formats.
-
-    Local files are read with Python; other schemes through Hadoop's FileSystem (one small GET
-    each on S3), in a thread pool so a thousand objects cost a couple of seconds, not a minute.
-    """
-    import gzip
-    from concurrent.futures import ThreadPoolExecutor
-
-    def local_first(f: SourceFile) -> str:
-        path = to_local_path(f.path)
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as fh:
-            try:
-                line = fh.readline(1 << 16)
-            except (OSError, EOFError):
-                return ""  # a corrupt gzip: its lines fail in Spark and are reported there
-        return line.decode("utf-8", errors="replace")
-
-    if all(is_local(f.path) for f in files):
-        return {f.path: local_first(f) for f in files}
-
-    jvm = spark.sparkContext._jvm
-    hconf = spark.sparkContext._jsc.hadoopConfiguration()
-    factory = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(hconf)
-
-    def remote_first(f: SourceFile) -> str:
-        if is_local(f.path):
-            return local_first(f)
-        p = jvm.org.apache.hadoop.fs.Path(f.path)
-        stream = p.getFileSystem(hconf).open(p)
-        codec = factory.getCodec(p)
-        if codec is not None:
-            stream = codec.createInputStream(stream)
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        try:
-            return reader.readLine() or ""
-        finally:
-            reader.close()
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return dict(zip([f.path for f in files], pool.map(remote_first, files)))
-
-
 def canonical(uri: str) -> str:
     """One name per object whatever scheme reached it (s3a://, s3n:// and s3:// are the same bucket)."""
     for scheme in ("s3a://", "s3n://"):
@@ -248,22 +203,10 @@ def canonical(uri: str) -> str:
     return uri
 
 
-def open_lines(path: str) -> Iterator[bytes | BrokenObject]:
-    """The lines of a local text file, plain or gzip (every member), as raw bytes without "\\n", streamed
-    (tag's single-file mode), through the same decoder as ingest's reader. An object that cannot be read
-    to its end (truncated or corrupt gzip, a .gz that is not gzip) yields every complete line before the
-    break, then one BrokenObject with the reason; a partial line cut by the break is not a line."""
-    pending = b""
-    try:
-        for chunk in _text_chunks(path, _raw_chunks(path, S3Access())):
-            lines = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-            pending = lines.pop()
-            yield from lines
-    except ObjectProblem as exc:
-        yield BrokenObject(str(exc))
-        return
-    if pending:
-        yield pending
+def local_rows(path: str, default_format: Sequence[str]) -> Iterator[Any]:
+    """Parsed Arrow batches of one local text file, plain or gzip (tag's single-file mode), through the same
+    reader as ingest's: the same lines, the same verdicts."""
+    yield from text_rows(path, _text_chunks(path, _raw_chunks(path, S3Access())), default_format, foreign=False)
 
 
 def read_ip_ranges_text(spark: Any, source: str, timeout: float = 60.0) -> str:
@@ -323,7 +266,8 @@ def read_ip_ranges_text(spark: Any, source: str, timeout: float = 60.0) -> str:
 LINE_SCHEMA = "source_file string, source_line long, line string, dirty boolean, problem string"
 _RAW_CHUNK = 1 << 20  # compressed (or plain) bytes read at a time
 _TEXT_CHUNK = 4 << 20  # at most this much decompressed text per step
-_BATCH_LINES = 32_768  # lines per Arrow batch handed to the JVM
+_BATCH_LINES = 32_768  # rows per Arrow batch of a Parquet delivery
+_PARSE_BYTES = 4 << 20  # text lines parsed at a time (several small objects of one format together)
 _MAX_LINE = 16 << 20  # a "line" longer than this is not a flow log line: the object is reported, not read
 _SNIFF_BYTES = 1 << 16
 _BIN_BYTES = 64 << 20  # objects are packed into tasks of about this many stored bytes
@@ -443,101 +387,196 @@ def _text_chunks(path: str, raw: Iterator[bytes], complete: bool = True) -> Iter
         raise ObjectProblem("truncated gzip (the compressed stream ends before its end marker)")
 
 
-def _batches(source_file: str, text: Iterator[bytes]) -> Iterator[Any]:
-    """Arrow batches (source_file, source_line, line, dirty, problem) of one object's lines.
-
-    Lines are split on b"\\n" (a CR stays in the line, as Spark's text reader keeps it); the text after
-    the last newline is a line if it is not empty. A line that is not UTF-8 is decoded with U+FFFD in
-    place of the bad bytes and marked dirty, so the parse rejects it ("undecodable bytes"). `dirty`: the
-    line holds a CR, a tab or a non-ASCII byte (only those lines pay for the parse's translate()).
-    A broken object ends with one row whose `problem` says why and whose source_line is the last
-    complete line before the break (the incomplete line at a break is not a line).
-    """
-    import numpy as np
-    import pyarrow as pa
-
-    schema = pa.schema(
-        [("source_file", pa.string()), ("source_line", pa.int64()), ("line", pa.string()),
-         ("dirty", pa.bool_()), ("problem", pa.string())]
-    )
-    state = {"next": 1}
-
-    def emit(data: np.ndarray, ends: np.ndarray) -> Iterator[Any]:
-        """Lines data[...ends[i]) (newlines already removed; ends are exclusive offsets) as batches."""
-        start_line = 0
-        while start_line < len(ends):
-            stop = min(start_line + _BATCH_LINES, len(ends))
-            lo = 0 if start_line == 0 else int(ends[start_line - 1])
-            hi = int(ends[stop - 1])
-            offsets = np.concatenate(([0], ends[start_line:stop] - lo)).astype(np.int32)
-            body = data[lo:hi]
-            n = stop - start_line
-            arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(body.tobytes()))
-            odd = (body >= 0x80) | (body == 13) | (body == 9)
-            if odd.any():
-                dirty = np.zeros(n, dtype=bool)
-                dirty[np.searchsorted(offsets[1:], np.flatnonzero(odd), side="right")] = True
-                try:
-                    arr.validate(full=True)
-                except pa.ArrowInvalid:
-                    raw = body.tobytes()
-                    arr = pa.array(
-                        [raw[offsets[i] : offsets[i + 1]].decode("utf-8", "replace") for i in range(n)], pa.string()
-                    )
-                dirty_arr = pa.array(dirty)
-            else:
-                dirty_arr = pa.array(np.zeros(n, dtype=bool))
-            first = state["next"]
-            state["next"] = first + n
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array([source_file] * n, pa.string()) if n < 64 else pa.repeat(source_file, n),
-                    pa.array(np.arange(first, first + n, dtype=np.int64)),
-                    arr,
-                    dirty_arr,
-                    pa.nulls(n, pa.string()),
-                ],
-                schema=schema,
-            )
-            start_line = stop
-
+def _line_chunks(text: Iterator[bytes], empty_ok: bool = False) -> Iterator[bytes]:
+    """An object's text as chunks of complete lines, each ending with "\n" (one is added to a last line
+    without one). Raises ObjectProblem for binary content, a "line" longer than _MAX_LINE (after the chunks
+    before it), or no bytes at all (unless empty_ok: an empty plain file has no lines)."""
     carry = b""
-    first_chunk = True
+    first = True
+    for piece in text:
+        if first:
+            first = False
+            if b"\x00" in piece[:_SNIFF_BYTES]:
+                raise ObjectProblem("binary content (NUL bytes), not a text flow log")
+        buf = carry + piece if carry else piece
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            carry = buf
+            if len(carry) > _MAX_LINE:
+                raise ObjectProblem(f"no line break in {_MAX_LINE >> 20} MiB: not a text flow log")
+            continue
+        carry = buf[cut + 1 :]
+        yield buf[: cut + 1]
+    if first and not empty_ok:
+        raise ObjectProblem("empty object (0 bytes)")
+    if carry:
+        yield carry + b"\n"
+
+
+class _Batcher:
+    """Gathers the lines of consecutive text objects of one format into one parse (core.lines.Lines) of
+    about _PARSE_BYTES: a task's small objects cost one set of kernel calls, not one each. An object's
+    summary row comes out with the parse that holds its last lines (its blank lines are counted then)."""
+
+    def __init__(self) -> None:
+        self.fmt: Any = None
+        self.pieces: list[bytes] = []
+        self.numbers: list[Any] = []
+        self.ids: list[Any] = []
+        self.files: list[str] = []
+        self.size = 0
+        self.done: list[Any] = []  # finished objects (core.lines.ObjectSummary, blank lines not counted yet)
+        self.blank: dict[str, int] = {}
+
+    def start(self, name: str, fmt: Any) -> Iterator[Any]:
+        """A new object of `fmt` begins (its earlier neighbours are parsed first if their format differs)."""
+        if self.fmt is not None and fmt != self.fmt:
+            yield from self.flush()
+        self.fmt = fmt
+        self.files.append(name)
+
+    def add(self, chunk: bytes, first_line: int) -> Iterator[Any]:
+        import numpy as np
+
+        count = chunk.count(b"\n")
+        if not count:
+            return
+        self.pieces.append(chunk)
+        self.numbers.append(np.arange(first_line, first_line + count, dtype=np.int64))
+        self.ids.append(np.full(count, len(self.files) - 1, dtype=np.int32))
+        self.size += len(chunk)
+        if self.size >= _PARSE_BYTES:
+            yield from self.flush(carry_last=True)
+
+    def finish(self, summary: Any) -> None:
+        self.done.append(summary)
+
+    def flush(self, carry_last: bool = False) -> Iterator[Any]:
+        """Parse what is pending; then the summary rows of the objects finished so far. carry_last: the last
+        object is still being read: it stays registered for its next chunks."""
+        import numpy as np
+
+        from flowspark.core import lines as L
+
+        if self.pieces:
+            batch = L.Lines(b"".join(self.pieces), np.concatenate(self.numbers), np.concatenate(self.ids), self.files)
+            out, blank = L.parse(batch, self.fmt)
+            yield from out
+            for name, n in zip(self.files, blank):
+                if n:
+                    self.blank[name] = self.blank.get(name, 0) + int(n)
+        self.pieces, self.numbers, self.ids, self.size = [], [], [], 0
+        self.files = self.files[-1:] if carry_last and self.files else []
+        if self.done:
+            yield L.object_rows([replace(o, blank=self.blank.pop(o.source_file, 0)) for o in self.done])
+        self.done = []
+
+
+def _text_object(
+    batcher: _Batcher, name: str, text: Iterator[bytes], default_format: Sequence[str], foreign: bool = True
+) -> Iterator[Any]:
+    """One text object into the batcher. Line 1 decides the format (a header, else `default_format`); an
+    object whose line 1 is neither a header nor a record of that format is not a flow log (unless `foreign`
+    is False: tag's single-file mode reports each line, and an empty plain file is no problem there): its
+    summary says so and nothing else is read. A broken object (truncated or corrupt gzip, binary, empty)
+    keeps every complete line before the break; its summary names the problem and the last good line."""
+    from flowspark.core import lines as L
+
+    fmt = None
+    n_lines = headers = 0
+    problem = None
     try:
-        for piece in text:
-            if first_chunk:
-                first_chunk = False
-                if b"\x00" in piece[:_SNIFF_BYTES]:
-                    raise ObjectProblem("binary content (NUL bytes), not a text flow log")
-            buf = carry + piece if carry else piece
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                carry = buf
-                if len(carry) > _MAX_LINE:
-                    raise ObjectProblem(f"no line break in {_MAX_LINE >> 20} MiB: not a text flow log")
-                continue
-            carry = buf[cut + 1 :]
-            arr = np.frombuffer(buf, dtype=np.uint8, count=cut + 1)
-            newlines = np.flatnonzero(arr == 10)
-            data = arr[arr != 10]
-            ends = newlines - np.arange(len(newlines))
-            yield from emit(data, ends)
-        if first_chunk:
+        for chunk in _line_chunks(text, empty_ok=not foreign):
+            first_line = n_lines + 1
+            if fmt is None:
+                cut = chunk.find(b"\n")
+                first = chunk[:cut].decode("utf-8", "replace")
+                fmt = L.detect_format(first, default_format)
+                problem = L.foreign_reason(first, fmt) if foreign else None
+                if problem:
+                    break
+                yield from batcher.start(name, fmt)
+                if fmt.has_header:  # line 1 is the header: no record
+                    chunk, headers, first_line = chunk[cut + 1 :], 1, 2
+                    n_lines = 1
+            yield from batcher.add(chunk, first_line)
+            n_lines += chunk.count(b"\n")
+    except ObjectProblem as exc:
+        problem = str(exc)
+    unknown = fmt.unknown if fmt is not None else ()
+    batcher.finish(L.ObjectSummary(name, n_lines, headers, 0, unknown, problem, n_lines))
+
+
+def text_rows(
+    source_file: str, text: Iterator[bytes], default_format: Sequence[str], foreign: bool = True
+) -> Iterator[Any]:
+    """Every record line of one text object as parsed Arrow batches (core.lines.PARSED), then the object's
+    summary row (see _text_object)."""
+    batcher = _Batcher()
+    yield from _text_object(batcher, source_file, text, default_format, foreign)
+    yield from batcher.flush()
+
+
+def parquet_rows(source_file: str, data: bytes) -> Iterator[Any]:
+    """Every row of a Parquet delivery as parsed Arrow batches (columns matched by name), then the object's
+    summary row (a file that is not Parquet, or breaks off, is a broken object)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flowspark.core import lines as L
+
+    rows = 0
+    problem = None
+    unknown: tuple[str, ...] = ()
+    try:
+        if not data:
             raise ObjectProblem("empty object (0 bytes)")
-        if carry:
-            arr = np.frombuffer(carry, dtype=np.uint8)
-            yield from emit(arr, np.array([len(arr)]))
-    except ObjectProblem as problem:
-        yield pa.RecordBatch.from_arrays(
-            [pa.array([source_file]), pa.array([state["next"] - 1], pa.int64()), pa.nulls(1, pa.string()),
-             pa.array([False]), pa.array([str(problem)])],
-            schema=schema,
-        )
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        unknown = L.parquet_format(pf.schema_arrow.names).unknown
+        for batch in pf.iter_batches(batch_size=_BATCH_LINES):
+            yield L.parse_parquet_batch(batch, rows + 1, source_file)
+            rows += batch.num_rows
+    except ObjectProblem as exc:
+        problem = str(exc)
+    except (pa.ArrowInvalid, OSError) as exc:
+        problem = f"not Parquet or corrupt Parquet ({str(exc).splitlines()[0][:200]})"
+    yield L.object_rows([L.ObjectSummary(source_file, rows, 0, 0, unknown, problem, rows)])
 
 
-def object_lines(path: str, s3: S3Access, client: Any = None) -> Iterator[Any]:
-    """Every line of one object as Arrow batches (see _batches); source_file is the canonical path."""
-    yield from _batches(canonical(path), _text_chunks(path, _raw_chunks(path, s3, client)))
+def object_rows(
+    paths: list[str], s3: S3Access, default_format: Sequence[str], parquet_suffixes: tuple[str, ...], client: Any = None
+) -> Iterator[Any]:
+    """Parsed Arrow batches of these objects (text or Parquet, by suffix), each object's summary row among
+    them; source_file is the canonical path. A failure to read an object (S3 access denied, a vanished
+    object) is that object's problem, not the run's. After each object, an armed crash test holds here
+    (edges/hooks.py)."""
+    from flowspark.core import lines as L
+    from flowspark.edges import hooks
+
+    batcher = _Batcher()
+    for path in paths:
+        name = canonical(path)
+        try:
+            if path.endswith(parquet_suffixes):
+                yield from batcher.flush()
+                yield from parquet_rows(name, b"".join(_raw_chunks(path, s3, client)))
+            else:
+                text = _text_chunks(path, _raw_chunks(path, s3, client))
+                yield from _text_object(batcher, name, text, default_format)
+        except Exception as exc:  # noqa: BLE001 - the object's own problem; the run goes on (rejected_objects)
+            if not _is_missing_or_denied(exc):
+                raise
+            why = f"cannot read the object: {str(exc).splitlines()[0][:300]}"
+            yield L.object_rows([L.ObjectSummary(name, 0, 0, 0, (), why, 0)])
+        if hooks.fault_armed("reading"):
+            yield from batcher.flush()
+            hooks.hold_reading()
+    yield from batcher.flush()
+
+
+def _is_missing_or_denied(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(k in text for k in ("NoSuchKey", "AccessDenied", "FileNotFoundError", "No such file"))
 
 
 def _bins(files: list[SourceFile], n_min: int) -> list[list[str]]:
@@ -556,118 +595,28 @@ def _bins(files: list[SourceFile], n_min: int) -> list[list[str]]:
     return bins
 
 
-def read_lines(spark: Any, files: list[SourceFile], s3: S3Access) -> Any:
-    """A DataFrame of every line of these text objects (LINE_SCHEMA), streamed one object at a time.
+def read_objects(
+    spark: Any, files: list[SourceFile], s3: S3Access, default_format: Sequence[str], parquet_suffixes: tuple[str, ...]
+) -> Any:
+    """A DataFrame (core.lines.PARSED) of every record line of these objects, and one summary row per object,
+    parsed on the executors: one task per bin of objects (`spark.range` with one partition per bin: exact
+    placement, no shuffle), each streaming its objects one at a time through `mapInArrow`."""
+    from flowspark.core import lines as L
 
-    One row per task id (`spark.range` with one partition per id: exact placement, no shuffle), and
-    `mapInArrow` streams the objects of that task; nothing holds more than a few chunks of an object.
-    """
     _check_readable(files)
     bins = _bins(files, 2 * spark.sparkContext.defaultParallelism)
+    fmt = tuple(default_format)
+    zone = spark.conf.get("spark.sql.session.timeZone")
 
     def read(batches: Iterator[Any]) -> Iterator[Any]:
-        from flowspark.edges import hooks
-
-        client = None
         for batch in batches:
             for task in batch.column(0).to_pylist():
-                for path in bins[task]:
-                    if client is None and not is_local(path):
-                        client = s3.client()
-                    yield from object_lines(path, s3, client)
-                    # crash tests (armed hooks only): after its first object the task holds, so the read is
-                    # under way when the driver is killed (pipelines/ingest.py::_fault)
-                    hooks.hold_reading()
+                paths = bins[task]
+                client = s3.client() if any(not is_local(p) for p in paths) else None
+                for out in object_rows(paths, s3, fmt, parquet_suffixes, client):
+                    yield L.in_zone(out, zone)
 
-    return spark.range(0, len(bins), 1, len(bins)).mapInArrow(read, LINE_SCHEMA)
-
-
-# AWS's object name: <account>_vpcflowlogs_<region>_<flow log id>_<YYYYMMDDTHHMMZ>_<hash>.log[.gz]
-_AWS_NAME = re.compile(r"^(\d{12})_vpcflowlogs_([a-z0-9-]+)_(fl-[0-9a-z]+)_\d{8}T\d{4}Z_[0-9a-z]+\.log(?:\.gz)?$")
-SNIFF_TRIES = 3  # objects of one flow log read at most to find a usable first line
-
-
-def flow_log_of(path: str) -> str | None:
-    """'<account>/<region>/<flow log id>' from an object name that follows AWS's pattern, else None."""
-    m = _AWS_NAME.match(path.rsplit("/", 1)[-1])
-    return f"{m.group(1)}/{m.group(2)}/{m.group(3)}" if m else None
-
-
-def format_groups(
-    files: list[SourceFile],
-    s3: S3Access,
-    threads: int = 16,
-    tries: int = SNIFF_TRIES,
-    known: dict[str, str] | None = None,
-) -> list[tuple[str, list[SourceFile]]]:
-    """The objects in groups of one format, each with the first line that decides it: O(flow logs) reads.
-
-    A flow log's format is fixed for its lifetime and its id is in every object's name, so the objects of
-    one flow log (AWS names) are one group, decided by the first of them (in name order) whose first line
-    is usable; an empty or broken object, or a blank first line, passes to the next, `tries` reads at most
-    (a zero-byte object costs no read). A group with no usable first line in `tries` reads gets "" (the
-    default format, no header). Objects whose names do not follow AWS's pattern are one group each (one
-    read per object). The parse takes line 1 of an object as the header only when it is the header of its
-    group's format (core.lines), so an object that differs from the one read is parsed line by line, never
-    dropped.
-
-    `known`: group key (flow log, or the object's path) -> first line, from an earlier call: those groups
-    are not read again and decide as before (a second pass over some of the objects parses them alike);
-    the groups decided here are added to it.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    known = {} if known is None else known
-    named: dict[str, list[SourceFile]] = {}
-    keys: list[str] = []
-    for f in files:
-        key = flow_log_of(f.path) or canonical(f.path)
-        if key not in named:
-            named[key] = []
-            keys.append(key)
-        named[key].append(f)
-    groups = [named[k] for k in keys]
-    todo = [(k, named[k]) for k in keys if k not in known]
-    _check_readable(files)
-    client = s3.client() if any(not is_local(f.path) for _, g in todo for f in g) else None
-
-    def decide(group: list[SourceFile]) -> str:
-        read = 0
-        for f in group:
-            if read >= tries:
-                break
-            if f.size == 0:
-                continue
-            read += 1
-            line = _first_line(f, s3, client)
-            if line.strip():
-                return line
-        return ""
-
-    if client is None or len(todo) < 2:
-        decided = [decide(g) for _, g in todo]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            decided = list(pool.map(decide, [g for _, g in todo]))
-    known.update(zip([k for k, _ in todo], decided))
-    return [(known[k], g) for k, g in zip(keys, groups)]
-
-
-def _first_line(f: SourceFile, s3: S3Access, client: Any) -> str:
-    """The first line of one object (from its first 64 KB, gunzipped); "" if it has none or is not text."""
-    if f.size == 0:
-        return ""
-    head = b""
-    try:
-        for piece in _text_chunks(f.path, _raw_chunks(f.path, s3, client, _SNIFF_BYTES), complete=False):
-            head += piece
-            if b"\n" in head or len(head) >= _SNIFF_BYTES:
-                break
-    except ObjectProblem:
-        return ""
-    if b"\x00" in head:
-        return ""
-    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    return spark.range(0, len(bins), 1, len(bins)).mapInArrow(read, L.parsed_ddl())
 
 
 def decoded_path(col: Any) -> Any:

@@ -92,11 +92,9 @@ from flowspark.edges.sources import (
     S3Access,
     SourceFile,
     canonical,
-    decoded_path,
     discover,
-    format_groups,
     normalise_uri,
-    read_lines,
+    read_objects,
 )
 from flowspark.pipelines.common import ReconciliationError, one_row, utc_now
 
@@ -178,68 +176,26 @@ _LEDGER_SCHEMA = StructType(
 INGEST_ID = "ingest_id"  # flow_records' column naming the claim that wrote each row
 
 
-def _read_text(spark: SparkSession, cfg: Config, files: list[SourceFile]) -> DataFrame:
-    """Line rows (source_file, source_line, line, dirty, problem) of text objects, streamed (sources.read_lines)."""
-    return read_lines(spark, files, S3Access.from_config(cfg.s3))
+def _parsed(spark: SparkSession, cfg: Config, files: list[SourceFile], fmt: list[str]) -> DataFrame:
+    """Every record line of these objects and one summary row per object (core.lines.PARSED), read and
+    parsed on the executors (sources.read_objects): each object's own first line decides its format."""
+    return read_objects(spark, files, S3Access.from_config(cfg.s3), fmt, cfg.ingest.parquet_suffixes)
 
 
-def _foreign(first: str, text_format: ing.TextFormat) -> str | None:
-    """Why an object is not a flow log of its format, judged by its first line (None: it may be one).
+def records_of(parsed: DataFrame) -> DataFrame:
+    """The valid records of a parsed frame, in the flow_records schema."""
+    return parsed.where(F.col("kind") == ing.RECORD).select(*ing.RECORD_COLUMNS)
 
-    A first line that is neither a header nor a record of the format (another field count) means another
-    kind of object (another service's log, a CSV, JSON): its every line would be a reject. A blank or
-    unreadable first line is left to the reader and the line rules.
-    """
-    if text_format.has_header or not first.strip():
-        return None
-    found = len(ing.split_tokens(first))
-    if found == len(text_format.names):
-        return None
-    return (
-        f"not a flow log of this format: line 1 is not a header and has {found} fields, the format "
-        f"{len(text_format.names)} (another kind of object; a header-less export needs --format)"
+
+def rejects_of(parsed: DataFrame, ingest_id: str) -> DataFrame:
+    """The rejected lines of a parsed frame, in the flow_rejects schema."""
+    return parsed.where(F.col("kind") == ing.REJECT).select(
+        F.col(SOURCE_FILE),
+        F.col(SOURCE_LINE).alias("line_number"),
+        F.col("raw_line"),
+        F.col("reason"),
+        F.lit(ingest_id).alias("ingest_id"),
     )
-
-
-def _parsed(
-    spark: SparkSession,
-    cfg: Config,
-    text_files: list[SourceFile],
-    parquet_files: list[SourceFile],
-    fmt: list[str],
-    foreign: list[tuple[str, str, int]] | None = None,
-    known: dict[str, str] | None = None,
-) -> DataFrame:
-    """All lines of these files, parsed: one plan per distinct text format, plus Parquet.
-
-    Planning reads one first line per flow log (sources.format_groups: the flow-log id in AWS's object names;
-    one per object for other names), not one per object. Objects whose group's first line shows they are
-    not flow logs are not read: they are appended to `foreign` as (source_file, reason, last_good_line 0).
-    A run with nothing left to read gives an empty frame. `known`: the first lines an earlier call read
-    (sources.format_groups), so a second pass over some of the same objects parses them with the same format.
-    """
-    parts = []
-    groups: dict[ing.TextFormat, list[SourceFile]] = {}
-    for first, group in format_groups(text_files, S3Access.from_config(cfg.s3), known=known):
-        text_format = ing.detect_format(first, fmt)
-        why = _foreign(first, text_format)
-        if why is not None:
-            if foreign is not None:
-                foreign.extend((canonical(f.path), why, 0) for f in group)
-            continue
-        groups.setdefault(text_format, []).extend(group)
-    for text_format, group in groups.items():
-        parts.append(_read_text(spark, cfg, group).transform(ing.parse_text(text_format)))
-    if parquet_files:
-        raw = spark.read.option("mergeSchema", "true").parquet(*[f.path for f in parquet_files])
-        parts.append(ing.parse_parquet(raw, decoded_path(F.col("_metadata.file_path"))))
-    if not parts:  # every object was foreign: the parse of no lines
-        empty = spark.createDataFrame([], "source_file string, source_line long, line string")
-        parts.append(empty.transform(ing.parse_text(ing.TextFormat(tuple(fmt), False))))
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
 
 
 # ---------------------------------------------------------------- exactly once: claims in the ledger
@@ -477,31 +433,30 @@ def _claim(run: _Run, claim_id: str, todo: list[tuple[SourceFile, bool]], force:
 
 
 def _metric_columns() -> list[Column]:
-    """What one pass over the parsed lines counts (an Observation of the write, or an aggregate when the
+    """What one pass over the parsed rows counts (an Observation of the write, or an aggregate when the
     write was already committed by an earlier attempt)."""
     kind, reason, status = F.col("kind"), F.col("reason"), F.col("log_status")
+    obj = kind == ing.OBJECT
+    in_object = F.col(ing.OBJECT_LINES) - F.col(ing.OBJECT_HEADERS) - F.col(ing.OBJECT_BLANK)
+    last_good = F.col(SOURCE_LINE).cast("string")  # of a broken object: the last complete line
     return [
-        F.count(F.when(kind != ing.BROKEN, 1)).alias("lines"),
-        F.count(F.when(kind == ing.HEADER, 1)).alias("headers"),
-        F.count(F.when(kind == ing.BLANK, 1)).alias("blank_lines"),
-        F.count(F.when(kind == ing.RECORD, 1)).alias("records"),
-        F.count(reason).alias("rejected"),
-        F.count(F.when(reason.isNull() & (status == "NODATA"), 1)).alias("nodata"),
-        F.count(F.when(reason.isNull() & (status == "SKIPDATA"), 1)).alias("skipdata"),
+        F.coalesce(F.sum(ing.OBJECT_LINES), F.lit(0)).alias("lines"),
+        F.coalesce(F.sum(ing.OBJECT_HEADERS), F.lit(0)).alias("headers"),
+        F.coalesce(F.sum(ing.OBJECT_BLANK), F.lit(0)).alias("blank_lines"),
+        F.count(F.when(kind.isin(ing.RECORD, ing.REJECT), 1)).alias("records"),
+        F.count(F.when(kind == ing.REJECT, 1)).alias("rejected"),
+        F.count(F.when((kind == ing.RECORD) & (status == "NODATA"), 1)).alias("nodata"),
+        F.count(F.when((kind == ing.RECORD) & (status == "SKIPDATA"), 1)).alias("skipdata"),
         # Files holding at least one reject: bounded by the number of files in this run.
-        F.array_join(F.collect_set(F.when(reason.isNotNull(), F.col(SOURCE_FILE))), "\n").alias("reject_files"),
+        F.array_join(F.collect_set(F.when(kind == ing.REJECT, F.col(SOURCE_FILE))), "\n").alias("reject_files"),
         # Objects, not lines (bounded by the number of objects in this run): the broken ones and those
         # holding at least one record line.
-        F.to_json(
-            F.collect_list(
-                F.when(kind == ing.BROKEN, F.array(SOURCE_FILE, "raw_line", F.col(SOURCE_LINE).cast("string")))
-            )
-        ).alias("broken"),
-        F.to_json(F.collect_set(F.when(kind == ing.RECORD, F.col(SOURCE_FILE)))).alias("with_records"),
+        F.to_json(F.collect_list(F.when(obj & reason.isNotNull(), F.array(SOURCE_FILE, "reason", last_good)))).alias(
+            "broken"
+        ),
+        F.to_json(F.collect_set(F.when(obj & (in_object > 0), F.col(SOURCE_FILE)))).alias("with_records"),
         # The days written (bounded by the days in the objects): what `flowspark run` compacts next.
-        F.to_json(
-            F.collect_set(F.when((kind == ing.RECORD) & reason.isNull(), F.col(EVENT_DATE).cast("string")))
-        ).alias("dates"),
+        F.to_json(F.collect_set(F.when(kind == ing.RECORD, F.col(EVENT_DATE).cast("string")))).alias("dates"),
     ]
 
 
@@ -529,11 +484,9 @@ def _complete(run: _Run, claim_id: str, objs: list[SourceFile], replaces: bool) 
     # A replacement removes every row of its objects' earlier versions in the commit that adds the new ones.
     where = _paths_predicate(sorted({canonical(f.path) for f in objs})) if replaces else None
 
-    foreign: list[tuple[str, str, int]] = []
-    firsts: dict[str, str] = {}  # each flow log's first line: the rejects' pass below parses alike, unread
-    parsed = _parsed(spark, cfg, text_files, parquet_files, run.fmt, foreign, firsts)
+    parsed = _parsed(spark, cfg, objs, run.fmt)
     obs = Observation(f"ingest-{claim_id}-{uuid.uuid4().hex[:8]}")
-    records = ing.records(parsed.observe(obs, *_metric_columns())).withColumn(INGEST_ID, F.lit(claim_id))
+    records = records_of(parsed.observe(obs, *_metric_columns())).withColumn(INGEST_ID, F.lit(claim_id))
     _fault("reading", spark)
     ran = tables.write_once(
         records,
@@ -548,22 +501,18 @@ def _complete(run: _Run, claim_id: str, objs: list[SourceFile], replaces: bool) 
         storage=cfg.storage,
     )
     _fault("after_records")
-    # The Observation is filled only if this call ran the write (and read something: a plan of no lines may
-    # run no job); otherwise count in a pass of its own.
-    read_any = bool(parquet_files) or len(foreign) < len(text_files)
-    m = obs.get if ran and read_any else _one_row_of(parsed.agg(*_metric_columns()))
+    # The Observation is filled only if this call ran the write; otherwise count in a pass of its own.
+    m = obs.get if ran else _one_row_of(parsed.agg(*_metric_columns()))
     for k in _COUNTS:
         setattr(part, k, int(m[k]))
     broken = [(r[0], r[1], int(r[2])) for r in json.loads(m["broken"])]
-    _count_objects(part, objs, foreign + broken, set(json.loads(m["with_records"])))
+    _count_objects(part, objs, broken, set(json.loads(m["with_records"])))
     part.dates = sorted(d for d in json.loads(m["dates"]) if d)
 
     # Always written, empty or not: a claim's (txnAppId, 1) committed in flow_rejects fences late writers.
-    if part.rejected:
+    if part.rejected:  # a second pass over the objects that hold rejects only (rejects are rare)
         reject_paths = {canonical(p) for p in str(m["reject_files"]).split("\n")}
-        again_text = [f for f in text_files if canonical(f.path) in reject_paths]
-        again_parquet = [f for f in parquet_files if canonical(f.path) in reject_paths]
-        rej = ing.rejects(_parsed(spark, cfg, again_text, again_parquet, run.fmt, known=firsts), claim_id)
+        rej = rejects_of(_parsed(spark, cfg, [f for f in objs if canonical(f.path) in reject_paths], run.fmt), claim_id)
     else:
         rej = spark.createDataFrame([], reject_schema())
     tables.write_once(rej, lake, tables.FLOW_REJECTS, claim_id, run.token, replace_where=where)

@@ -30,7 +30,7 @@ from flowspark.core.tags import (
     parse_lookup,
     port_protocol_counts,
     port_protocol_totals,
-    scan_lines,
+    scan_batches,
     sorted_port_rows,
     sorted_tag_rows,
     tag_counts,
@@ -69,7 +69,7 @@ def scan_file(
     if path.endswith(".parquet"):
         raise ValueError(f"{path}: single-file mode reads text logs; ingest Parquet deliveries and use --lake")
     scan.files.append(path)
-    scan_lines(os.path.basename(path), sources.open_lines(path), scan, default_format, max_issues)
+    scan_batches(os.path.basename(path), sources.local_rows(path, default_format), scan, max_issues)
 
 
 def scan_files(
