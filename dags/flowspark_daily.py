@@ -1,7 +1,7 @@
 """Airflow DAG: the daily flowspark pipeline on an existing EMR 7 cluster, one EMR step per job.
 
-ingest -> dedup -> tag -> ip-ranges -> classify -> reports (every report), for the run's day (`{{ ds }}`). Every job
-is idempotent (a day is replaced, an object is read once), so retries are safe and on.
+ingest (flow_records and flows) -> tag -> ip-ranges -> classify -> reports (every report), for the run's day
+(`{{ ds }}`). Every job is idempotent (a day is replaced, an object is read once), so retries are safe and on.
 
 Set the Airflow Variables (or edit the defaults below):
     flowspark_emr_cluster_id   j-XXXXXXXXXXXXX
@@ -29,7 +29,6 @@ DAY = ["--from", "{{ ds }}", "--to", "{{ ds }}"]
 # (task id, job script, its arguments)
 STEPS = [
     ("ingest", "ingest_flow_logs.py", ["--source", SOURCE, "--lake", LAKE, *DAY]),
-    ("dedup", "dedup_flows.py", ["--lake", LAKE, *DAY]),
     ("tag", "tag_flows.py", ["--lake", LAKE, "--output", "/tmp/tag_counts.csv", *DAY]),
     ("ip_ranges", "load_ip_ranges.py", ["--lake", LAKE]),
     ("classify", "classify_addresses.py", ["--lake", LAKE, *DAY]),
@@ -60,7 +59,7 @@ def emr_step(name: str, script: str, args: list[str]) -> dict:
 
 with DAG(
     dag_id="flowspark_daily",
-    description="VPC flow logs: ingest, dedup, tag, classify (flowspark on EMR)",
+    description="VPC flow logs: ingest, tag, classify, reports (flowspark on EMR)",
     schedule="@daily",
     start_date=dt.datetime(2024, 1, 1),
     catchup=False,

@@ -99,7 +99,8 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
         check_flow_format(args.format)  # fail before Spark starts
     spark = spark_for(cfg)
     summary = run_ingest(
-        spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.format, force=args.force
+        spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.format, force=args.force,
+        keep_records=args.keep_records,
     )
     print(summary.text())
     return 0
@@ -130,8 +131,20 @@ def _ingest_parser(sub: Any) -> None:
         action="store_true",
         help="read the objects again even if already ingested and replace their rows (never appends them twice)",
     )
+    _keep_records_option(p)
     add_common(p)
     p.set_defaults(handler=cmd_ingest)
+
+
+def _keep_records_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keep-records",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep every record in <lake>/flow_records (default: [storage] keep_records, true); with "
+        "--no-keep-records only flows, flow_rejects and the ledger are written, and the objects stay the "
+        "record of truth (dedup with another window, tag's lake mode, stats and maintain need flow_records)",
+    )
 
 
 def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
@@ -141,7 +154,9 @@ def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
     if args.window:
         check_window(args.window)
     spark = spark_for(cfg)
-    summary = run_dedup(spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional)
+    summary = run_dedup(
+        spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional, table=args.table
+    )
     print(summary.text())
     return 0
 
@@ -184,6 +199,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         args.out,
         options,
         progress=lambda text: print(text, flush=True),
+        keep_records=args.keep_records,
     )
     print(summary.text())
     return 0
@@ -192,22 +208,25 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 def _run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
-        help="the daily run: ingest, dedup, tag, classify, reports in one Spark session",
+        help="the daily run: ingest (records and flows), tag, classify, reports in one Spark session",
         description=(
             "Run the pipeline's steps in one Spark session, printing each step's summary and time as it ends: "
-            "ingest (objects of --source, exactly once) -> dedup -> tag -> classify -> reports. dedup, tag, "
-            "classify and the reports work on the days this run's ingest wrote (without new objects: on "
-            "--from/--to, or every day). Each step keeps the checks of its own command; a failed step stops "
-            "the run, and a rerun is safe (every step is idempotent)."
+            "ingest (objects of --source, exactly once, into flow_records and flows) -> tag -> classify -> "
+            "reports (dedup: compact days again from flow_records, when asked for). tag, classify and the "
+            "reports work on the days this run's ingest wrote (without new objects: on --from/--to, or every "
+            "day). Each step keeps the checks of its own command; a failed step stops the run, and a rerun is "
+            "safe (every step is idempotent)."
         ),
     )
     p.add_argument("--source", help="folder or s3://bucket/prefix of the flow logs (needed by the ingest step)")
     p.add_argument(
         "--steps",
-        default="ingest,dedup,tag,classify,reports",
-        help="comma-separated steps to run, in pipeline order (default: all of ingest,dedup,tag,classify,reports)",
+        default="ingest,tag,classify,reports",
+        help="comma-separated steps to run, in pipeline order: ingest, dedup, tag, classify, reports "
+        "(default: ingest,tag,classify,reports; ingest keeps flows, dedup compacts days again from flow_records)",
     )
-    p.add_argument("--window", help="dedup window: 10m, 1h (default, from config), 1d, or none")
+    p.add_argument("--window", help="the flows window of a new lake: 10m, 1h (default, from config), 1d, or none")
+    _keep_records_option(p)
     p.add_argument(
         "--ip-ranges",
         metavar="URL|FILE|S3",
@@ -248,6 +267,11 @@ def _dedup_parser(sub: Any) -> None:
         action="store_true",
         help="merge both directions of a conversation into one row of <lake>/conversations with request/response "
         "packets and bytes; the server is the endpoint with the lower port, ties go by address order",
+    )
+    p.add_argument(
+        "--table",
+        help="the table to write (default: flows, whose window and key are fixed when ingest makes it; another "
+        "window or key needs a table of its own, e.g. flows_10m)",
     )
     add_common(p)
     p.set_defaults(handler=cmd_dedup)

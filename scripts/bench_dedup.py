@@ -9,8 +9,9 @@ files) and runs each engine in its own process, sampling the resident memory of 
             no time window, runts dropped: so its sums are NOT the input's)
   duckdb    read_csv over the .log.gz files, GROUP BY 1-hour window + flow key, write Parquet
   pyspark   spark.read.csv(glob, explicit schema), groupBy(1-hour window + key), write Parquet
-  flowspark `flowspark ingest` then `flowspark dedup` (two commands, as a user runs them), and dedup alone
-  run       `flowspark run --steps ingest,dedup`: the daily run, both steps in one Spark session
+  flowspark `flowspark ingest` (flow_records and flows, as a user runs it)
+  run       `flowspark run --steps ingest`: the daily run's ingest, flow_records kept (the default)
+  nokeep    `flowspark run --steps ingest --no-keep-records`: flows, rejects and the ledger only
   floor     what Spark + Delta cost here before any compaction work (run after flowspark, on its lake):
             "session" starts flowspark's SparkSession and runs one trivial job; "copy" reads the columns
             compaction needs from flow_records and writes them unchanged as Parquet: a dedup that did no
@@ -20,7 +21,13 @@ Every engine runs --repeat times (default 3) in turn, on the same data, in one i
 min / median / max of wall seconds, of CPU seconds (user + sys of the whole process tree, sampled from
 /proc) per million records, and of peak resident memory.
 
-Usage: python scripts/bench_dedup.py [--sizes 1000000,10000000] [--data /tmp/bench] [--engines ...] [--repeat 3]
+The flowspark engines' flows are summed from the Delta table's live Parquet files (read from its _delta_log
+with plain JSON and pyarrow, not through flowspark) and compared with the generator's truth.
+
+--small adds the fixed cost of a small run: one generated object of 3 000 records, every engine (the size
+hourly runs and every test pay for).
+
+Usage: python scripts/bench_dedup.py [--sizes 1000000,10000000] [--small] [--data /tmp/bench] [--engines ...] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -208,6 +215,59 @@ print(json.dumps({"rows": r[0], "records": int(r[0]), "packets": int(r[1]), "byt
 """
 
 
+def delta_totals(table: Path) -> tuple[int, int, int, int]:
+    """(rows, sum records, sum packets, sum bytes) of a Delta table's live files, from its log (JSON commits;
+    the tables here are young enough to have no checkpoint) with pyarrow: no Spark, no flowspark."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    live: set[str] = set()
+    log = table / "_delta_log"
+    for commit in sorted(log.glob("*.json")):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                live.add(action["add"]["path"])
+            elif "remove" in action:
+                live.discard(action["remove"]["path"])
+    if list(log.glob("*.checkpoint*.parquet")):
+        raise RuntimeError(f"{table} has a checkpoint: sum it another way")
+    totals = [0, 0, 0, 0]
+    from urllib.parse import unquote
+
+    for path in live:
+        t = pq.read_table(table / unquote(path), columns=["records", "packets", "bytes"])
+        totals[0] += t.num_rows
+        for i, c in enumerate(("records", "packets", "bytes"), 1):
+            totals[i] += int(pc.sum(t[c]).as_py() or 0)
+    return tuple(totals)  # type: ignore[return-value]
+
+
+def small_dataset(base: Path) -> tuple[Path, dict]:
+    """One object of 3 000 generated records (the day's 5-minute objects of one flow log, concatenated)."""
+    import gzip
+
+    out = base / "small3000"
+    truth_file = out / "_truth.json"
+    if truth_file.exists():
+        return out, json.loads(truth_file.read_text())
+    gen = base / "small3000-gen"
+    shutil.rmtree(gen, ignore_errors=True)
+    subprocess.run([PY, str(REPO / "scripts/generate_flow_logs.py"), "--out", str(gen), "--records", "3000",
+                    "--accounts", "1", "--regions", "1", "--overwrite", "--quiet"], check=True)
+    truth = json.loads((gen / "_truth.json").read_text())
+    parts = sorted(gen.rglob("*.log.gz"))
+    folder = out / parts[0].parent.relative_to(gen)
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / parts[0].name, "wt") as dst:
+        for i, part in enumerate(parts):
+            lines = gzip.decompress(part.read_bytes()).decode().splitlines(keepends=True)
+            dst.writelines(lines if i == 0 else lines[1:])
+    truth["files"] = 1
+    truth_file.write_text(json.dumps(truth))
+    return out, truth
+
+
 def dataset(base: Path, records: int) -> tuple[Path, dict]:
     out = base / f"gen{records}"
     truth_file = out / "_truth.json"
@@ -251,21 +311,17 @@ def one_engine(engine: str, data: Path, scratch: Path, size: int, want: tuple) -
         res = json.loads(out.strip().splitlines()[-1])
         ok = (res["records"], res["packets"], res["bytes"]) == want
         row[engine] = result(wall, peak, res["rows"], ok)
-    elif engine == "run":
-        wall, peak, out = run([fs, "run", "--source", str(data), "--lake", str(lake), "--steps", "ingest,dedup"])
-        ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
-        rows = int(out.split("output rows", 1)[1].split()[0].replace(",", ""))
-        row["flowspark run ingest,dedup"] = result(wall, peak, rows, ok)
-    else:
-        w1, p1, _ = run([fs, "ingest", "--source", str(data), "--lake", str(lake)])
-        c1 = LAST_CPU[0]
-        w2, p2, out = run([fs, "dedup", "--lake", str(lake)])
-        c2 = LAST_CPU[0]
-        ok = "conservation" in out and ": OK" in out.split("conservation", 1)[1].splitlines()[0]
-        rows = int(out.split("output rows", 1)[1].split()[0].replace(",", ""))
-        row["flowspark ingest"] = {**result(w1, p1, size, True), "cpu": c1}
-        row["flowspark dedup"] = {**result(w2, p2, rows, ok), "cpu": c2}
-        row["flowspark ingest+dedup"] = {**result(w1 + w2, max(p1, p2), rows, ok), "cpu": c1 + c2}
+    else:  # flowspark's engines: ingest (flow_records and flows), from the command a user runs
+        cmd = {
+            "flowspark": [fs, "ingest", "--source", str(data), "--lake", str(lake)],
+            "run": [fs, "run", "--source", str(data), "--lake", str(lake), "--steps", "ingest"],
+            "nokeep": [fs, "run", "--source", str(data), "--lake", str(lake), "--steps", "ingest", "--no-keep-records"],
+        }[engine]
+        wall, peak, out = run(cmd)
+        rows, records, packets, size = delta_totals(lake / "flows")
+        ok = (records, packets, size) == want and ": OK" in out.split("check", 1)[1].splitlines()[0]
+        name = {"flowspark": "flowspark ingest", "run": "flowspark run (records kept)", "nokeep": "flowspark run --no-keep-records"}[engine]
+        row[name] = result(wall, peak, rows, ok)
     return row
 
 
@@ -275,15 +331,17 @@ def main() -> int:
     )
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--data", default="bench-out", help="where datasets and outputs go")
-    ap.add_argument("--engines", default="duckdb,pyspark,flowspark,run")
+    ap.add_argument("--engines", default="duckdb,pyspark,run,nokeep")
+    ap.add_argument("--small", action="store_true", help="also the fixed cost: one object of 3 000 records")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each engine (the table shows min/median/max)")
     args = ap.parse_args()
     base = Path(args.data).resolve()
     base.mkdir(parents=True, exist_ok=True)
     engines = args.engines.split(",")
     results = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        data, truth = dataset(base, size)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    for size in ([3000] if args.small else []) + sizes:
+        data, truth = small_dataset(base) if size == 3000 and args.small else dataset(base, size)
         want = (truth["data_records"], truth["packets"], truth["bytes"])
         runs: dict[str, list[dict]] = {}
         for i in range(args.repeat):

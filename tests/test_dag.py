@@ -87,7 +87,7 @@ def test_the_daily_dag_loads_in_airflow_with_its_steps_in_order(tmp_path):
     assert dag["schedule"] == "@daily" and dag["catchup"] is False
     tasks = dag["tasks"]
     # each step is a submit then a wait; each step's submit waits for the previous step's wait
-    order = ["ingest", "dedup", "tag", "ip_ranges", "classify", "reports"]
+    order = ["ingest", "tag", "ip_ranges", "classify", "reports"]
     expected = {}
     for i, step in enumerate(order):
         upstream = [f"{order[i - 1]}_wait"] if i else []
@@ -98,8 +98,7 @@ def test_the_daily_dag_loads_in_airflow_with_its_steps_in_order(tmp_path):
     # each step spark-submits a job script of jobs/ whose arguments the CLI parses as that step's command
     from flowspark.cli import build_parser
 
-    commands = {"ingest": "ingest", "dedup": "dedup", "tag": "tag", "ip_ranges": "ip-ranges", "classify": "classify",
-                "reports": "report"}  # fmt: skip
+    commands = {"ingest": "ingest", "tag": "tag", "ip_ranges": "ip-ranges", "classify": "classify", "reports": "report"}
     for step in order:
         (emr_step,) = tasks[f"{step}_submit"]["steps"]
         args = emr_step["HadoopJarStep"]["Args"]

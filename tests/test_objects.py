@@ -22,6 +22,7 @@ from flowspark.cli import main
 from flowspark.core.schema import DEFAULT_FORMAT
 from flowspark.edges import tables
 from flowspark.generator import generate
+from flowspark.pipelines.ledger import broken_objects
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWSPARK = str(Path(sys.executable).with_name("flowspark"))
@@ -110,7 +111,7 @@ def test_broken_objects_do_not_stop_the_run(broken_run, broken_source):
     b = broken_source
     # every generated object + zero, header-only, not-gzip, binary, notes; not the .json.gz
     assert f"{b['objects'] + 5:,} read" in text
-    assert "objects rejected 5 -> rejected_objects" in text
+    assert "objects rejected 5 -> ingested_files" in text
     assert "1 without records" in text  # the header-only object: not an error
     expected_records = b["truth"]["records"] - b["lost_records"]
     assert f"records        {expected_records:,} " in text
@@ -120,7 +121,7 @@ def test_broken_objects_do_not_stop_the_run(broken_run, broken_source):
 def test_rejected_objects_table(spark, broken_run, broken_source):
     _, _, lake = broken_run
     day = broken_source["day"]
-    got = tables.read(spark, str(lake), tables.REJECTED_OBJECTS).select("source_file", "reason", "last_good_line")
+    got = broken_objects(spark, str(lake)).select("source_file", "reason", "last_good_line")
     expected = spark.createDataFrame(
         [
             (_canonical(broken_source["victim"]),
@@ -135,7 +136,7 @@ def test_rejected_objects_table(spark, broken_run, broken_source):
         got.schema,
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-    ids = tables.read(spark, str(lake), tables.REJECTED_OBJECTS).select("ingest_id", "at").distinct().collect()
+    ids = broken_objects(spark, str(lake)).select("ingest_id", "at").distinct().collect()
     assert len(ids) == 1 and ids[0].ingest_id and ids[0].at is not None
 
 
@@ -219,13 +220,13 @@ def test_s3_truncated_object_and_odd_key(moto_s3, broken_source, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     good = len(_record_lines(broken_source["good"]))
     assert f"records        {good + broken_source['odd_records']:,} " in proc.stdout, proc.stdout
-    assert "objects rejected 1 -> rejected_objects" in proc.stdout
+    assert "objects rejected 1 -> ingested_files" in proc.stdout
     from pyspark.sql import SparkSession
 
     spark = SparkSession.getActiveSession()
     victim_key = broken_source["victim"].relative_to(src).as_posix()
     odd_key = broken_source["odd"].relative_to(src).as_posix()
-    rej = tables.read(spark, str(lake), tables.REJECTED_OBJECTS).select("source_file", "last_good_line").collect()
+    rej = broken_objects(spark, str(lake)).select("source_file", "last_good_line").collect()
     assert [(r.source_file, r.last_good_line) for r in rej] == [(f"s3://broken/{victim_key}", len(broken_source["good"]))]
     recs = tables.read(spark, str(lake), tables.FLOW_RECORDS)
     by_file = {r.source_file: r["count"] for r in recs.groupBy("source_file").count().collect()}

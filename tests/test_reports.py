@@ -694,12 +694,20 @@ def test_generated_traffic_holds_each_hunt_pattern(spark, cfg, tmp_path):
     peers = tables.read(spark, lake, "reports/hunt/peers")
     flags = {(r.peer, r.port): r.flags for r in peers.where("flags != ''").collect()}
     beacon, exfil, scan = p["beacon"], p["exfiltration"], p["scan"]
-    # exactly the planted patterns, and nothing else in 60 000 records of ordinary traffic
-    assert flags == {
+    # exactly the planted beacon, exfiltration and scan, and no other beacon or exfiltration in 60 000 records
+    planted = {
         (beacon["peer"], beacon["port"]): "beaconing",
         (exfil["peer"], exfil["port"]): "exfiltration",
         (scan["source"], scan["port"]): "scanning",
     }
+    kinds = {k: set(f.split(",")) for k, f in flags.items()}
+    assert {k: f for k, f in flags.items() if k in planted} == planted
+    assert {k for k, f in kinds.items() if "beaconing" in f} == {(beacon["peer"], beacon["port"])}
+    assert {k for k, f in kinds.items() if "exfiltration" in f} == {(exfil["peer"], exfil["port"])}
+    # the rest is the generator's internet noise probing SSH and RDP (as on any public address): credential
+    # access, and scanning when one peer probes many interfaces; no other port is flagged
+    others = {k: f for k, f in kinds.items() if k not in planted}
+    assert all(port in (22, 3389) and f <= {"credential_access", "scanning"} for (_, port), f in others.items())
     b = peers.where(F.col("peer") == beacon["peer"]).first()
     assert b.beacon_local == beacon["host"] and abs(b.beacon_median_interval_s - 60) <= 2
     e = peers.where(F.col("peer") == exfil["peer"]).first()

@@ -74,11 +74,15 @@ def test_run_equals_the_separate_commands_and_works_on_new_days(spark, cfg, tmp_
         a, b = tables.read(spark, str(lake), name), tables.read(spark, str(other), name)
         _same(a.drop(*drop), b.drop(*drop))
 
-    # A new day arrives: the next run reads only its objects and compacts only its day.
+    # A new day arrives: the next run reads only its objects and its dedup step compacts only its day.
     shutil.copytree(day2 / "AWSLogs", source / "AWSLogs", dirs_exist_ok=True)
     assert flowspark.cli.main(argv) == 0
     stats = tables.read(spark, str(lake), tables.DEDUP_STATS).orderBy(F.col("computed_at").desc()).first()
     assert (stats["date_from"], stats["date_to"]) == ("2024-06-02", "2024-06-02")
+    # and the default steps (ingest keeps flows; no dedup) write the same flows as ingest then dedup
+    third = tmp_path / "third"
+    assert flowspark.cli.main(["run", "--source", str(source), "--lake", str(third), "--steps", "ingest,tag"]) == 0
+    _same(tables.read(spark, str(third), tables.FLOWS), tables.read(spark, str(lake), tables.FLOWS))
     flows = tables.read(spark, str(lake), tables.FLOWS)
     by_day = {
         str(r["event_date"]): r["records"]

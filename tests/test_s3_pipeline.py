@@ -22,7 +22,7 @@ pytestmark = pytest.mark.s3
 REPO = Path(__file__).resolve().parents[1]
 IP_RANGES = REPO / "tests" / "data" / "samples" / "aws-ip-ranges" / "ip-ranges-2020-04-01.json"
 # Columns that name the run or the moment (ids, clocks) rather than the data.
-VOLATILE = {"ingest_id", "computed_at", "ingested_at", "loaded_at", "modification_time_ms", "seconds"}
+VOLATILE = {"ingest_id", "computed_at", "ingested_at", "loaded_at", "modification_time_ms", "seconds", "done_at"}
 # Tables about runs (ids, times, durations), not data: compared on their data columns only, below.
 RUN_TABLES = {tables.INGEST_STATS, tables.DEDUP_STATS}
 

@@ -264,7 +264,16 @@ def test_run_tag_lake_cli_tables_csv_and_idempotent(
     first_ppc, first_tc = ppc.collect(), tc.collect()
     # tag_counts per date are the port/protocol rows summed; canonical date has the canonical answer + extras
     assert_df_equality(tag_counts(ppc), tc, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
-    assert all(r["flows"] is None for r in first_tc)  # no flows table in this lake
+    # ingest merged the records into flows: every flows row of a day with a dstport and a protocol (of data
+    # records: log_status OK, or no log-status in the format) is counted under one tag of that day
+    flows = tables.read(spark, lake, tables.FLOWS)
+    data = F.coalesce(F.col("log_status"), F.lit("OK")) == "OK"
+    flows = flows.where(data & F.col("dstport").isNotNull() & F.col("protocol").isNotNull())
+    flows_per_day = Counter({r["event_date"]: r["count"] for r in flows.groupBy("event_date").count().collect()})
+    tagged_per_day: Counter = Counter()
+    for r in first_tc:
+        tagged_per_day[r["event_date"]] += r["flows"] or 0
+    assert tagged_per_day == flows_per_day
 
     # A rerun (here of one day) replaces that day: tables as after one run, no doubled rows, other days kept.
     assert flowspark.cli.main([*argv, "--from", D.isoformat(), "--to", D.isoformat()]) == 0

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from flowspark.core.schema import record_schema
 from flowspark.edges import tables
 from flowspark.pipelines.dedup import run_dedup
+from flowspark.pipelines.ledger import claim_stats
 
 REPO = Path(__file__).resolve().parents[1]
 NEW_YORK = "America/New_York"
@@ -48,7 +49,7 @@ def test_cli_ingest_in_new_york_stores_utc_instants(spark, samples, tmp_path):
     )
     t1 = int(time.time()) + 1
     assert run.returncode == 0, run.stderr[-3000:]
-    stats = tables.read(spark, str(lake), tables.INGEST_STATS).select(F.unix_seconds("ingested_at").alias("at"))
+    stats = claim_stats(spark, str(lake)).select(F.unix_seconds("done_at").alias("at"))
     at = [r.at for r in stats.collect()]
     assert len(at) == 1 and t0 <= at[0] <= t1 and t1 - t0 < 900  # a zone shift would be off by 4-5 hours
     # a record's start is the epoch second in its line (01_default_accepted_rejected.log, line 2)

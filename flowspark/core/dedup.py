@@ -159,6 +159,77 @@ def _ungrouped(column: str) -> Column:
     return F.col(column)
 
 
+# How two rows of one flow combine: the merge of each aggregate (records are counted as 1 per record, then
+# summed). Merging flows with flows (a later run's records of a window that already has rows) uses the same
+# rule, so a day compacted in one run and the same day in 24 hourly runs end in the same rows.
+MERGES: dict[str, str] = {"records": "sum", **{c: ("sum" if h == "sum" else h) for c, h in AGGREGATES.items()}}
+
+
+def _merged(column: str, how: str) -> Column:
+    c = F.col(column)
+    return {"sum": F.sum(c), "min": F.min(c), "max": F.max(c), "bitwise OR": F.bit_or(c)}[how].alias(column)
+
+
+def flow_rows(
+    window: str = "1h", key: Sequence[str] = DEFAULT_KEY, carry: Sequence[str] = CARRIED
+) -> Callable[[DataFrame], DataFrame]:
+    """Transform: records -> the data records as rows of the flows shape (window_start, the effective key,
+    records = 1, the aggregates, the carried columns, event_date), not yet combined. Columns a frame lacks
+    are nulls. `merge_flows` combines them (with rows already in flows, if any)."""
+    seconds = window_seconds(window)
+    keys = effective_key(validate_key(key))
+    carried = [c for c in carry if c not in keys and c not in AGGREGATES]
+
+    def transform(records: DataFrame) -> DataFrame:
+        present = set(records.columns)
+
+        def col(column: str) -> Column:
+            if column in present:
+                return F.col(column).cast(column_type(column)).alias(column)
+            return F.lit(None).cast(column_type(column)).alias(column)
+
+        data = data_records(records)
+        return data.select(
+            window_start(F.col("start"), seconds).alias("window_start"),
+            *[col(c) for c in keys],
+            F.lit(1).cast("long").alias("records"),
+            *[col(c) for c in AGGREGATES],
+            *[col(c) for c in carried],
+            F.col(EVENT_DATE),
+        )
+
+    return transform
+
+
+def merge_flows(
+    key: Sequence[str] = DEFAULT_KEY, carry: Sequence[str] = CARRIED, null: Sequence[str] = ()
+) -> Callable[[DataFrame], DataFrame]:
+    """Transform: rows of the flows shape (flow_rows, or flows already written) -> one row per event_date,
+    window and effective key (and carried values), each aggregate merged by MERGES. `null` names key or
+    carried columns known to be null in every input row (see value_counts): they are written as nulls
+    instead of being grouped on; the result is the same either way."""
+    keys = effective_key(validate_key(key))
+    carried = [c for c in carry if c not in keys and c not in AGGREGATES]
+    columns = ["window_start", *keys, "records", *AGGREGATES, *carried, EVENT_DATE]
+
+    def transform(rows: DataFrame) -> DataFrame:
+        grouped = [c for c in [*keys, *carried] if c not in null]
+        out = rows.groupBy("window_start", EVENT_DATE, *[_groupable(c) for c in grouped]).agg(
+            *[_merged(c, how) for c, how in MERGES.items()]
+        )
+
+        def col(column: str) -> Column:
+            if column in grouped:
+                return _ungrouped(column)
+            if column in MERGES or column in ("window_start", EVENT_DATE):
+                return F.col(column).cast(column_type(column) if column in BY_COLUMN else out.schema[column].dataType)
+            return F.lit(None).cast(column_type(column)).alias(column)
+
+        return out.select(*[col(c).alias(c) for c in columns])
+
+    return transform
+
+
 def compact(
     window: str = "1h",
     key: Sequence[str] = DEFAULT_KEY,
@@ -172,38 +243,20 @@ def compact(
     value_counts); they, and any the input does not have, are written as nulls instead of being grouped on.
     The result is the same either way.
     """
-    seconds = window_seconds(window)
-    keys = effective_key(validate_key(key))
-    carried = [c for c in carry if c not in keys and c not in AGGREGATES]
+    rows, merge = flow_rows(window, key, carry), merge_flows(key, carry, null)
+    return lambda records: records.transform(rows).transform(merge)
 
-    def transform(records: DataFrame) -> DataFrame:
-        present = set(records.columns)
-        grouped = [c for c in [*keys, *carried] if c in present and c not in null]
-        data = data_records(records).withColumn("window_start", window_start(F.col("start"), seconds))
-        aggs = [F.count(F.lit(1)).alias("records")]
-        for column, how in AGGREGATES.items():
-            if column not in present:
-                continue
-            c = F.col(column)
-            agg = {"sum": F.sum(c), "min": F.min(c), "max": F.max(c), "bitwise OR": F.bit_or(c)}[how]
-            aggs.append(agg.alias(column))
-        out = data.groupBy("window_start", EVENT_DATE, *[_groupable(c) for c in grouped]).agg(*aggs)
 
-        def col(column: str) -> Column:
-            if column in grouped:
-                return _ungrouped(column)
-            if column in AGGREGATES and column in present:
-                return F.col(column).cast(column_type(column)).alias(column)
-            return F.lit(None).cast(column_type(column)).alias(column)
+def null_guard(null: Sequence[str], message: str) -> Callable[[DataFrame], DataFrame]:
+    """Transform: the rows, failing the job (raise_error, message) if one holds a value in a column of
+    `null` (columns merge_flows was told are empty and does not group on: a value there would be lost)."""
 
-        return out.select(
-            "window_start",
-            *[col(c) for c in keys],
-            "records",
-            *[col(c) for c in AGGREGATES],
-            *[col(c) for c in carried],
-            EVENT_DATE,
-        )
+    def transform(rows: DataFrame) -> DataFrame:
+        present = [c for c in null if c in rows.columns]
+        checks = [F.when(F.col(c).isNotNull(), F.raise_error(F.lit(f"{message}: {c}"))) for c in present]
+        if not checks:
+            return rows
+        return rows.where(F.coalesce(*checks, F.lit(None)).isNull())
 
     return transform
 

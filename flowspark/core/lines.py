@@ -476,13 +476,14 @@ _NULLS: dict[tuple[int, str], pa.Array] = {}
 
 
 def _null_column(n: int, f: pa.Field) -> pa.Array:
-    """An all-null column (kept for the usual batch sizes: most columns of a format are absent)."""
+    """An all-null column, kept while batches come in one size (most columns of a format are absent, and
+    a string column's null array still has n offsets): only the last size's, never a growing cache."""
     key = (n, f.name)
     col = _NULLS.get(key)
     if col is None:
-        col = pa.nulls(n, f.type)
-        if len(_NULLS) < 4096:
-            _NULLS[key] = col
+        if _NULLS and next(iter(_NULLS))[0] != n:
+            _NULLS.clear()
+        col = _NULLS[key] = pa.nulls(n, f.type)
     return col
 
 

@@ -324,51 +324,59 @@ def scan_batches(name: str, batches: Iterable[Any], scan: FileScan, max_issues: 
     break, naming the reason."""
     import pyarrow.compute as pc
 
+    first, first_skipped = len(scan.malformed_lines), len(scan.skipped_lines)
     for batch in batches:
-        kind = batch.column("kind")
-        obj = pc.equal(kind, OBJECT).to_numpy(zero_copy_only=False)
-        if obj.any():
-            for row in batch.filter(pa_array(obj)).select(["reason", SOURCE_LINE, *OBJECT_COUNTS]).to_pylist():
-                scan.lines += row[OBJECT_COUNTS[0]]
-                scan.headers += row[OBJECT_COUNTS[1]]
-                scan.blank += row[OBJECT_COUNTS[2]]
-                if row["reason"]:
-                    at = row[SOURCE_LINE] + 1
-                    why = f"{row['reason']}: the file ends here; the {at - 1:,} line(s) before it count"
-                    issue = Issue(name, at, why)
-                    scan.lines += 1
-                    scan.malformed += 1
-                    scan.broken.append(issue)
-                    if len(scan.malformed_lines) < max_issues:
-                        scan.malformed_lines.append(issue)
-        rejects = pc.equal(kind, REJECT)
-        n_rejects = pc.sum(rejects).as_py() or 0
-        if n_rejects:
-            scan.malformed += n_rejects
-            room = max_issues - len(scan.malformed_lines)
-            if room > 0:
-                for row in batch.filter(rejects).slice(0, room).select([SOURCE_LINE, "reason"]).to_pylist():
-                    scan.malformed_lines.append(Issue(name, row[SOURCE_LINE], row["reason"]))
-        records = batch.filter(pc.equal(kind, RECORD))
-        if not records.num_rows:
-            continue
-        scan.records += records.num_rows
-        status = records.column("log_status")
-        data = pc.fill_null(pc.equal(pc.fill_null(status, "OK"), "OK"), True)
-        scan.nodata += records.num_rows - (pc.sum(data).as_py() or 0)
-        traffic = records.filter(data)
-        port, proto = traffic.column("dstport"), traffic.column("protocol")
-        missing = pc.or_(pc.is_null(port), pc.is_null(proto)).to_numpy(zero_copy_only=False)
-        if missing.any():
-            scan.skipped += int(missing.sum())
-            for row in traffic.filter(pa_array(missing)).select([SOURCE_LINE, "dstport", "protocol"]).to_pylist():
-                if len(scan.skipped_lines) < max_issues:
-                    gone = " and ".join(c for c in ("dstport", "protocol") if row[c] is None)
-                    scan.skipped_lines.append(Issue(name, row[SOURCE_LINE], f"no {gone} ('-' or not in the format)"))
-        tagged = traffic.filter(pa_array(~missing)).select(["dstport", "protocol", "bytes"]).to_pydict()
-        for port_, proto_, size in zip(tagged["dstport"], tagged["protocol"], tagged["bytes"]):
-            scan.counts[(port_, proto_)] += 1
-            scan.bytes[(port_, proto_)] += size or 0
+        _scan_batch(name, batch, scan, max_issues, pc)
+    # a file's lines, in order (the reader's batches need not be: the usual lines and the odd ones go apart)
+    scan.malformed_lines[first:] = sorted(scan.malformed_lines[first:], key=lambda i: i.line)
+    scan.skipped_lines[first_skipped:] = sorted(scan.skipped_lines[first_skipped:], key=lambda i: i.line)
+
+
+def _scan_batch(name: str, batch: Any, scan: FileScan, max_issues: int, pc: Any) -> None:
+    kind = batch.column("kind")
+    obj = pc.equal(kind, OBJECT).to_numpy(zero_copy_only=False)
+    if obj.any():
+        for row in batch.filter(pa_array(obj)).select(["reason", SOURCE_LINE, *OBJECT_COUNTS]).to_pylist():
+            scan.lines += row[OBJECT_COUNTS[0]]
+            scan.headers += row[OBJECT_COUNTS[1]]
+            scan.blank += row[OBJECT_COUNTS[2]]
+            if row["reason"]:
+                at = row[SOURCE_LINE] + 1
+                why = f"{row['reason']}: the file ends here; the {at - 1:,} line(s) before it count"
+                issue = Issue(name, at, why)
+                scan.lines += 1
+                scan.malformed += 1
+                scan.broken.append(issue)
+                if len(scan.malformed_lines) < max_issues:
+                    scan.malformed_lines.append(issue)
+    rejects = pc.equal(kind, REJECT)
+    n_rejects = pc.sum(rejects).as_py() or 0
+    if n_rejects:
+        scan.malformed += n_rejects
+        room = max_issues - len(scan.malformed_lines)
+        if room > 0:
+            for row in batch.filter(rejects).slice(0, room).select([SOURCE_LINE, "reason"]).to_pylist():
+                scan.malformed_lines.append(Issue(name, row[SOURCE_LINE], row["reason"]))
+    records = batch.filter(pc.equal(kind, RECORD))
+    if not records.num_rows:
+        return
+    scan.records += records.num_rows
+    status = records.column("log_status")
+    data = pc.fill_null(pc.equal(pc.fill_null(status, "OK"), "OK"), True)
+    scan.nodata += records.num_rows - (pc.sum(data).as_py() or 0)
+    traffic = records.filter(data)
+    port, proto = traffic.column("dstport"), traffic.column("protocol")
+    missing = pc.or_(pc.is_null(port), pc.is_null(proto)).to_numpy(zero_copy_only=False)
+    if missing.any():
+        scan.skipped += int(missing.sum())
+        for row in traffic.filter(pa_array(missing)).select([SOURCE_LINE, "dstport", "protocol"]).to_pylist():
+            if len(scan.skipped_lines) < max_issues:
+                gone = " and ".join(c for c in ("dstport", "protocol") if row[c] is None)
+                scan.skipped_lines.append(Issue(name, row[SOURCE_LINE], f"no {gone} ('-' or not in the format)"))
+    tagged = traffic.filter(pa_array(~missing)).select(["dstport", "protocol", "bytes"]).to_pydict()
+    for port_, proto_, size in zip(tagged["dstport"], tagged["protocol"], tagged["bytes"]):
+        scan.counts[(port_, proto_)] += 1
+        scan.bytes[(port_, proto_)] += size or 0
 
 
 def tag_totals_from(counts: Mapping[tuple[int, int], int], lookup: Lookup) -> Counter[str]:

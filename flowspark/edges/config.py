@@ -133,7 +133,10 @@ class StorageConfig:
     # zstd_level. "plain": Spark's and Delta's defaults, the layout before issue 14 (benchmarks compare them).
     layout: str = "compact"
     zstd_level: int = 3
-    # OPTIMIZE (bin-packing) the days `flowspark run` wrote, after its dedup step, so a day is a few files.
+    # Keep every record in flow_records (forensics, other windows, tag's lake mode, stats, maintain), or only
+    # flows, flow_rejects and the ledger: the objects in S3 stay the record of truth. flows is written either way.
+    keep_records: bool = True
+    # OPTIMIZE (bin-packing) the days `flowspark run` wrote, after its ingest, so a day is a few files.
     optimize_after_run: bool = False
     # Files OPTIMIZE aims for (Delta's spark.databricks.delta.optimize.maxFileSize).
     target_file_mb: int = 256

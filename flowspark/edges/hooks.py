@@ -6,6 +6,8 @@ A hook does something only when BOTH are set:
     FLOWSPARK_FAULT=<point>         SIGKILL this process at the named point (`fault`), or hold the read
                                     tasks (`reading`, see `hold_reading`)
     FLOWSPARK_BARRIER=<name>:<n>    hold each run at `barrier(name)` until n runs have arrived
+    FLOWSPARK_FAULT_MODE=raise      at a fault point, raise `Crashed` (a BaseException) instead of SIGKILL:
+                                    a crash the test survives, in its own session
 
 One of them alone is a mistake (a variable left in a scheduler's environment): the run says so on stderr
 and the hooks stay off. Armed hooks announce themselves on stderr at the start of the run, so a process
@@ -26,6 +28,7 @@ from typing import Any
 log = logging.getLogger("flowspark")
 
 ARM, FAULT, BARRIER = "FLOWSPARK_TEST_HOOKS", "FLOWSPARK_FAULT", "FLOWSPARK_BARRIER"
+FAULT_MODE = "FLOWSPARK_FAULT_MODE"  # "raise": fault() raises Crashed instead of SIGKILL (in-process tests)
 HOLD_SECONDS = 60.0  # a held read task gives up after this long (the test kills its driver within seconds)
 BARRIER_SECONDS = 120.0
 _announced: list[bool] = []
@@ -76,10 +79,20 @@ def fault_armed(point: str) -> bool:
     return bool(folder()) and os.environ.get(FAULT) == point
 
 
+class Crashed(BaseException):
+    """The in-process crash of FLOWSPARK_FAULT_MODE=raise: a BaseException, so no `except Exception` of the
+    code under test handles it (only `finally` blocks run); the test catches it and goes on in the same
+    session, without the ~60 s a fresh JVM costs to start and warm up."""
+
+
 def fault(point: str) -> None:
-    """SIGKILL this process here if armed for this point (no cleanup runs: a power cut, the OOM killer)."""
+    """SIGKILL this process here if armed for this point (no cleanup runs: a power cut, the OOM killer), or
+    under FLOWSPARK_FAULT_MODE=raise stop the run here by raising Crashed (tests that crash in-process)."""
     if fault_armed(point):
         note(f"fault.{point}")
+        if os.environ.get(FAULT_MODE) == "raise":
+            log.warning("test hook: crash (raise) at %s", point)
+            raise Crashed(point)
         log.warning("test hook: SIGKILL at %s", point)
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -362,8 +362,79 @@ def committed(spark: SparkSession, lake: str, name: str, user_metadata: str, dep
     return history.where(history["userMetadata"] == user_metadata).limit(1).count() > 0
 
 
+def commit_of(
+    spark: SparkSession, lake: str, name: str, app_id: str, depth: int = 1000
+) -> tuple[int, str, dict] | None:
+    """(version, userMetadata, operationMetrics) of the table's commit made for `app_id` by write_once (its
+    userMetadata starts with '<app_id> '), the newest of the last `depth` commits; None if there is none."""
+    history = DeltaTable.forPath(spark, table_path(lake, name)).history(depth)
+    row = (
+        history.where(history["userMetadata"].startswith(f"{app_id} "))
+        .orderBy(history["version"].desc())
+        .select("version", "userMetadata", "operationMetrics")
+        .first()
+    )
+    return (int(row["version"]), str(row["userMetadata"]), dict(row["operationMetrics"] or {})) if row else None
+
+
+def history_metadata(spark: SparkSession, lake: str, name: str, depth: int = 1000) -> list[str]:
+    """The userMetadata of the table's last `depth` commits (None left out)."""
+    history = DeltaTable.forPath(spark, table_path(lake, name)).history(depth)
+    return [r[0] for r in history.where(history["userMetadata"].isNotNull()).select("userMetadata").collect()]
+
+
+def read_version(spark: SparkSession, lake: str, name: str, version: int) -> DataFrame:
+    """The table as it was at `version` (time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(table_path(lake, name))
+
+
+def properties(spark: SparkSession, lake: str, name: str) -> dict[str, str]:
+    """The table's properties (TBLPROPERTIES), {} if it does not exist."""
+    if not exists(spark, lake, name):
+        return {}
+    row = DeltaTable.forPath(spark, table_path(lake, name)).detail().select("properties").first()
+    return dict(row["properties"] or {}) if row else {}
+
+
+def create_with_properties(
+    spark: SparkSession,
+    lake: str,
+    name: str,
+    schema: StructType,
+    partition_by: list[str] | None,
+    props: dict[str, str],
+) -> None:
+    """Create <lake>/<name> empty with this schema, its statistics columns and these properties, unless it
+    exists; whatever a concurrent creation raises, it ends with the table there."""
+    path = table_path(lake, name)
+
+    def create() -> None:
+        if DeltaTable.isDeltaTable(spark, path):
+            return
+        builder = DeltaTable.createIfNotExists(spark).location(_qualified(path)).addColumns(schema)
+        stats = [c for c in STATS_COLUMNS.get(name, "").split(",") if c in schema.fieldNames()]
+        if stats:
+            builder = builder.property("delta.dataSkippingStatsColumns", ",".join(stats))
+        for k, v in props.items():
+            builder = builder.property(k, v)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        builder.execute()
+
+    for attempt in range(10):
+        try:
+            create()
+            return
+        except Exception:
+            if DeltaTable.isDeltaTable(spark, path):
+                return
+            if attempt == 9:
+                raise
+            time.sleep(0.5 * (1 + random.random()))
+
+
 def write_once(
-    df: DataFrame,
+    df: DataFrame | Callable[[], DataFrame],
     lake: str,
     name: str,
     app_id: str,
@@ -379,18 +450,23 @@ def write_once(
 
     Delta's idempotent write: txnAppId = app_id, txnVersion = 1. Delta skips the write if the table has
     committed (app_id, 1), and refuses a concurrent one with the same app_id at commit (retried here, then
-    skipped). `replace_where`: the rows matching it are removed in the same commit (overwrite with
+    skipped). `df` may be a function that builds the frame: it is called again for each attempt after a
+    conflict, so a frame that reads this table sees the commit that made the previous attempt fail.
+    `replace_where`: the rows matching it are removed in the same commit (overwrite with
     replaceWhere; every row of df must match it). The commit's userMetadata is '<app_id> <token>'.
     check: return True if this call committed, False if Delta skipped it (another attempt committed
     app_id); without check (one history read less) the return value is None. storage: write in its layout.
     """
-    spark = df.sparkSession
+    build = df if callable(df) else (lambda: df)
+    frames = [build()]
+    spark = frames[0].sparkSession
     path = table_path(lake, name)
     meta = f"{app_id} {token}"
 
     def op() -> None:
+        frame = frames.pop() if frames else build()
         writer = (
-            laid_out(df, name, partition_by, storage)
+            laid_out(frame, name, partition_by, storage)
             .write.format("delta")
             .option("txnAppId", app_id)
             .option("txnVersion", 1)
@@ -406,7 +482,7 @@ def write_once(
             writer = writer.option("maxRecordsPerFile", max_records_per_file)
         if merge_schema:
             writer = writer.option("mergeSchema", "true")
-        _create_if_new(spark, path, name, df.schema, partition_by)
+        _create_if_new(spark, path, name, frame.schema, partition_by)
         with session_conf(spark, layout_conf(storage)):
             writer.save(path)
 
@@ -414,26 +490,53 @@ def write_once(
     return committed(spark, lake, name, meta) if check else None
 
 
-def insert_new(df: DataFrame, lake: str, name: str, condition: str) -> None:
+def _merge_sql(df: DataFrame, lake: str, name: str, statement: str) -> dict[str, int]:
+    """Run a MERGE INTO the table USING df (alias s; the table is t) and return Delta's counts (num_inserted_rows,
+    num_updated_rows, ...): SQL's MERGE returns them on both Delta lines (3.3's Python builder does not)."""
+    import uuid
+
+    view = f"flowspark_merge_{uuid.uuid4().hex}"
+    df.createOrReplaceTempView(view)
+    try:
+        target = f"delta.`{_qualified(table_path(lake, name))}`"
+        row = df.sparkSession.sql(f"MERGE INTO {target} t USING {view} s {statement}").first()
+    finally:
+        df.sparkSession.catalog.dropTempView(view)
+    return {k: int(v or 0) for k, v in (row.asDict() if row is not None else {}).items()}
+
+
+def insert_new(df: DataFrame, lake: str, name: str, condition: str) -> int:
     """Insert-only MERGE: each row of df (alias s) for which no row of the table (alias t) satisfies
-    `condition` is inserted; nothing else changes. Concurrent ones conflict, so this is retried whole."""
-    spark = df.sparkSession
-    columns = DeltaTable.forPath(spark, table_path(lake, name)).toDF().columns
-    values: dict[str, str | Column] = {c: f"s.`{c}`" for c in columns if c in df.columns}
-
-    def op() -> None:
-        target = DeltaTable.forPath(spark, table_path(lake, name))
-        target.alias("t").merge(df.alias("s"), condition).whenNotMatchedInsert(values=values).execute()
-
-    retry_on_conflict(op, f"claiming in {name}")
+    `condition` is inserted; nothing else changes. Concurrent ones conflict, so this is retried whole.
+    Returns how many rows it inserted."""
+    columns = DeltaTable.forPath(df.sparkSession, table_path(lake, name)).toDF().columns
+    names = [f"`{c}`" for c in columns if c in df.columns]
+    values = ", ".join("s." + n for n in names)
+    statement = f"ON {condition} WHEN NOT MATCHED THEN INSERT ({', '.join(names)}) VALUES ({values})"
+    got = retry_on_conflict(lambda: _merge_sql(df, lake, name, statement), f"claiming in {name}")
+    return got.get("num_inserted_rows", 0)
 
 
-def update_where(spark: SparkSession, lake: str, name: str, condition: str, values: dict[str, str]) -> None:
-    """UPDATE <lake>/<name> SET values (SQL expressions) WHERE condition, retried on conflicts."""
-    exprs: dict[str, str | Column] = dict(values)
-    retry_on_conflict(
-        lambda: DeltaTable.forPath(spark, table_path(lake, name)).update(condition, exprs), f"updating {name}"
-    )
+def update_from(df: DataFrame, lake: str, name: str, on: str, when: str, values: dict[str, str]) -> int:
+    """Update-only MERGE: the table's rows (t) matching a row of df (s) by `on` and meeting `when` get
+    `values` (SQL expressions over t and s); retried on conflicts. Returns how many rows it updated."""
+    sets = ", ".join(f"t.`{c}` = {v}" for c, v in values.items())
+    statement = f"ON {on} WHEN MATCHED AND {when} THEN UPDATE SET {sets}"
+    got = retry_on_conflict(lambda: _merge_sql(df, lake, name, statement), f"updating {name}")
+    return got.get("num_updated_rows", 0)
+
+
+def update_where(spark: SparkSession, lake: str, name: str, condition: str, values: dict[str, str]) -> int:
+    """UPDATE <lake>/<name> SET values (SQL expressions) WHERE condition, retried on conflicts; how many rows
+    it changed."""
+    sets = ", ".join(f"`{c}` = {v}" for c, v in values.items())
+    target = f"delta.`{_qualified(table_path(lake, name))}`"
+
+    def op() -> int:
+        row = spark.sql(f"UPDATE {target} SET {sets} WHERE {condition}").first()
+        return int(row[0] or 0) if row is not None else 0
+
+    return retry_on_conflict(op, f"updating {name}")
 
 
 def delete_where(spark: SparkSession, lake: str, name: str, condition: str) -> None:

@@ -19,6 +19,7 @@ from flowspark.core.dates import in_dates
 from flowspark.core.schema import EVENT_DATE
 from flowspark.edges import tables
 from flowspark.edges.config import Config
+from flowspark.pipelines import flows
 from flowspark.pipelines.common import ReconciliationError, one_row, utc_now
 
 log = logging.getLogger("flowspark")
@@ -149,6 +150,12 @@ def _stored_totals(spark: SparkSession, lake: str, table: str, date_from, date_t
     return (0, 0, 0, 0) if r is None else tuple(int(v or 0) for v in r)  # type: ignore[return-value]
 
 
+def _range_predicate(date_from: dt.date | None, date_to: dt.date | None) -> str:
+    conds = [f"event_date >= DATE'{date_from.isoformat()}'"] if date_from else []
+    conds += [f"event_date <= DATE'{date_to.isoformat()}'"] if date_to else []
+    return " AND ".join(conds) or "true"
+
+
 def _upgrade(spark: SparkSession, lake: str, table: str, out: DataFrame) -> None:
     """Columns the output has and an existing table lacks (a lake written by an older flowspark) are
     added first, so that replacing one range keeps the other days (their rows get nulls there)."""
@@ -165,11 +172,31 @@ def run_dedup(
     window: str | None = None,
     key: list[str] | None = None,
     bidirectional: bool = False,
+    table: str | None = None,
 ) -> DedupSummary:
     """Compact the flow_records of [date_from, date_to] (every date when both are None) into flows (or
-    conversations), replacing exactly that range of event_date there. Ends at once, writing nothing, when
-    the range holds no records (summary.nothing_to_do says why)."""
+    conversations, or another table), replacing exactly that range of event_date there. Ends at once,
+    writing nothing, when the range holds no records (summary.nothing_to_do says why).
+
+    flows is what ingest keeps (pipelines/flows.py): its window and key are the table's, and a rebuild of
+    its days reads the records of claims it holds (flows.merged_records), never those of a claim still on
+    its way. Another window or key goes to another table (`table`)."""
     t0 = time.time()
+    table = table or (tables.CONVERSATIONS if bidirectional else tables.FLOWS)
+    if not tables.exists(spark, lake, tables.FLOW_RECORDS) and tables.exists(spark, lake, tables.FLOWS):
+        raise ValueError(
+            "this lake keeps no flow_records ([storage] keep_records = false): ingest keeps flows itself, and "
+            "there are no records to compact again"
+        )
+    if table == tables.FLOWS and tables.exists(spark, lake, tables.FLOWS):
+        defn = flows.definition(spark, cfg, lake)
+        asked = (window or defn.window, tuple(dedup.validate_key(key or list(defn.key))))
+        if asked != (defn.window, defn.key):
+            raise ValueError(
+                f"flows holds {defn.window} windows keyed by {','.join(defn.key)} (ingest keeps it so); "
+                f"compact with window {asked[0]} and key {','.join(asked[1])} into another table: --table NAME"
+            )
+        window, key = defn.window, list(defn.key)
     window = window or cfg.dedup.window
     key = dedup.validate_key(key or list(cfg.dedup.key))
     dedup.window_seconds(window)
@@ -181,8 +208,10 @@ def run_dedup(
         date_from=date_from.isoformat() if date_from else None,
         date_to=date_to.isoformat() if date_to else None,
     )
-    table = tables.CONVERSATIONS if bidirectional else tables.FLOWS
-    records = in_dates(tables.read(spark, lake, tables.FLOW_RECORDS), date_from, date_to)
+    if table == tables.FLOWS:
+        records = flows.merged_records(spark, lake, _range_predicate(date_from, date_to))
+    else:
+        records = in_dates(tables.read(spark, lake, tables.FLOW_RECORDS), date_from, date_to)
     empty = (
         f"{tables.FLOW_RECORDS} has no records dated {summary.date_from or 'start'} .. {summary.date_to or 'end'}"
         if date_from or date_to
@@ -215,6 +244,8 @@ def run_dedup(
         observed_out = for_totals.observe(obs_out, *dedup.output_totals()) if traffic else for_totals
         if bidirectional:
             observed_out = observed_out.drop("packets", "bytes")
+        if not bidirectional:  # a table this makes: its window and key in its properties
+            flows.ensure_table(spark, lake, flows.FlowsDefinition(window, tuple(key)), table)
         _upgrade(spark, lake, table, out)
         before = tables.version(spark, lake, table)
         tables.replace_dates(

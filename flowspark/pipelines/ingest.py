@@ -1,42 +1,48 @@
-"""The ingest job: raw objects (folder or S3) -> flow_records, flow_rejects, ingested_files, ingest_stats.
+"""The ingest job: raw objects (folder or S3) -> flow_records (optional), flows, flow_rejects, the ledger.
 
-read (discover objects, skip those in the ledger, detect formats) -> parse (core.lines) -> write ->
-reconcile (records = rows written + rejected) -> summary.
+read (discover objects, skip those in the ledger) -> parse once on the executors (core.lines, kept in Spark's
+cache for the run) -> write flow_records and flow_rejects -> reconcile -> merge the claim's records into flows
+-> mark the claim done with each object's outcome -> summary.
 
 Exactly once, whatever happens (crash at any point, rerun, runs at the same time, rewritten objects)
 -----------------------------------------------------------------------------------------------------
 An object's identity is its canonical path + size + modification time (on S3 the LastModified of the PUT,
-new at every rewrite even with the same size). The ledger `ingested_files` holds claims: one row per object
-and claim (ingest_id), state claimed -> done, or claimed -> aborted -> void. A run:
+new at every rewrite even with the same size). The ledger `ingested_files` (pipelines/ledger.py) holds
+claims: one row per object and claim (ingest_id), state claimed -> done, or claimed -> aborted -> void. A run:
 
-1. resumes every claim not done whose objects lie under its source (a crashed run's, or one still going),
-   with the claim's own ingest_id: step 3 below. A claim whose object changed or vanished is undone (6).
+1. reads the ledger once: every claim not done, and the rows of the objects it found. It resumes every
+   claim not done whose objects lie under its source (a crashed run's, or one still going) with the
+   claim's own ingest_id: step 3 below. A claim whose object changed or vanished is undone (6).
 2. claims the objects it found that no claim holds and whose identity is not done (with --force: done
    ones too), with ONE insert-only MERGE into the ledger under a fresh ingest_id. Whether an object is
    claimed is decided inside the MERGE against the snapshot it commits on: not if its path has a claim
    not done, not if it is a first claim and the path is in the ledger at all, not (without --force) if
    its identity is done. A path the ledger knows in any state is claimed as a replacement.
-3. completes the claim: reads its objects and writes flow_records, then flow_rejects (even empty), then
-   rejected_objects, each with Delta's idempotent write (txnAppId = ingest_id, txnVersion = 1,
-   userMetadata = '<ingest_id> <attempt>'). A replacement writes with replaceWhere `source_file IN (its
-   objects)`: the rows of every earlier version go in the commit that adds the new ones.
-4. reconciles with what the tables hold for the claim (`ingest_id` = the claim: flow_records has that
-   column): record lines read = rows in flow_records + rows in flow_rejects. On a mismatch the claim is
-   undone (6) and the run fails.
-5. writes the claim's ingest_stats row (same txn options), then marks it done: UPDATE ... SET state = 'done'
-   WHERE ingest_id = it AND state = 'claimed', and checks that it is done.
-6. undo of a claim: UPDATE claimed -> aborted (conditional, as in 5), then in each table an empty write
-   with the claim's (txnAppId, 1) (a fence: skipped where the claim committed already), a DELETE of its
-   rows (`ingest_id` = it), then aborted -> void. A crash in the middle is finished by the next run.
+3. completes the claim: reads its objects once, then writes flow_records (unless [storage] keep_records is
+   false) and flow_rejects, each with Delta's idempotent write (txnAppId = ingest_id, txnVersion = 1,
+   userMetadata = '<ingest_id> <attempt>'). A replacement writes flow_records with replaceWhere
+   `source_file IN (its objects)`: the rows of every earlier version go in the commit that adds the new ones.
+4. reconciles with what the tables hold for the claim: record lines read = valid records + rows in
+   flow_rejects, and flow_records holds the valid records (when kept). On a mismatch the claim is undone (6)
+   and the run fails.
+5. merges the claim's records into flows (pipelines/flows.py: one commit, the claim's txnAppId; a
+   replacement rebuilds the days of its objects' old and new rows from flow_records instead), checks what
+   that commit added against the claim's totals, then marks the claim done in ONE MERGE that also stores
+   each object's outcome (counts, days, why it broke) and checks every object was marked.
+6. undo of a claim: claimed -> aborted (conditional UPDATE), then a fence in flows (an empty write with the
+   claim's txnAppId): if a real merge of the claim committed first, the claim cannot be undone and is
+   completed instead (aborted -> done); else the same fence in flow_records and flow_rejects, a DELETE of
+   its rows (`ingest_id` = it), then aborted -> void. A crash in the middle is finished by the next run.
 
 Delta behaviours this rests on (tests/test_exactly_once.py checks each on the Delta line it runs on;
 verified on Delta 4.0.1 and 3.3.2): (a) a commit is atomic; (b) a write whose (txnAppId, txnVersion) the
 table has committed is skipped, an empty one included, and of two concurrent writes with one txnAppId
 the second fails (ConcurrentTransactionException); (c) two concurrent transactions that read the ledger
-(insert-only MERGE, conditional UPDATE: they read the whole unpartitioned table) cannot both commit: the
-second fails (ConcurrentAppendException / ConcurrentDeleteReadException) and is run again, deciding
-anew; (d) overwrite with replaceWhere on a data column removes the matching rows in the same commit.
-(c) needs a log store with mutual exclusion: local and HDFS file systems; on S3 from several Spark
+(insert-only MERGE, conditional UPDATE or MERGE: they read the whole unpartitioned table) cannot both
+commit: the second fails (ConcurrentAppendException / ConcurrentDeleteReadException) and is run again,
+deciding anew; (d) overwrite with replaceWhere removes the matching rows in the same commit, and a
+concurrent commit that adds or removes rows matching it makes it fail (then it is built again).
+(c) and (d) need a log store with mutual exclusion: local and HDFS file systems; on S3 from several Spark
 drivers at once only with Delta's S3DynamoDBLogStore (S3 from one driver at a time needs nothing).
 
 Invariants, with why each holds:
@@ -44,38 +50,42 @@ Invariants, with why each holds:
   serial, and a claim is refused while the path has one.
 - (W) each table holds the rows of a claim J from at most one commit: (b).
 - (F) once J is done or undone, no run can add rows of J: done requires J's (txnAppId, 1) committed in
-  flow_records, flow_rejects and rejected_objects (all three are always written, empty or not);
-  undo commits the fence first; by (b) any later write of J is skipped. done and aborted exclude each
-  other by (c), and undo deletes only after its UPDATE won.
+  flow_rejects and flows (and flow_records when kept: all are always written, empty or not); undo commits
+  the fences first; by (b) any later write of J is skipped. done and aborted exclude each other by (c).
+- (M) flows holds J's records at most once: J's merge is one commit (W); an undo never runs after it
+  (the fence tells), and a replacement's old rows leave flows with their days' rebuild.
 - (R) after J's commit to flow_records, the rows of each of J's paths are J's rows and nothing else: a first
   claim's path had no ledger row, so no claim ever wrote it; a replacement's commit removed every earlier
   row of the path (d), and every earlier claim of the path is done or void (L), so fenced (F).
 Crash at any point: before the claim commits, nothing changed; after, the claim is pending and the next
 run completes it with the same ingest_id: commits already made are skipped (b), the rest are made, the
-objects have the same identity (else it is undone and they are claimed afresh as replacements), so the
-rows are those one clean run writes. Two runs at once: their claims are serial (c); the loser's MERGE
-finds the objects claimed and claims nothing, then resumes the winner's claim: by (W) whichever commits
-first wins each table and the other's write is skipped, so both end with exit 0 and no duplicate. The
-counts of a claim are checked after the fact (4), so a resumed claim is checked like a fresh one.
+objects have the same identity (else it is undone, or completed if its merge committed), so the tables are
+those one clean run writes. Two runs at once: their claims are serial (c); the loser's MERGE finds the
+objects claimed and claims nothing, then resumes the winner's claim: by (W) whichever commits first wins
+each table and the other's write is skipped, so both end with exit 0 and no duplicate.
 
 --force reads the objects again even if they are done and replaces their rows (a replacement claim):
-the lake ends as after one clean ingest of the objects as they are now, never with their rows twice.
+the lake ends as after one clean ingest of the objects as they are now, never with their rows twice. A
+lake that keeps no flow_records cannot take an object's old rows out of flows: there --force is refused,
+and an object rewritten after its ingest is reported in the summary and not read again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import StringType, StructField, StructType
 
+from flowspark.core import dedup
 from flowspark.core import lines as ing
 from flowspark.core.schema import (
     DEFAULT_FORMAT,
@@ -87,18 +97,18 @@ from flowspark.core.schema import (
     reject_schema,
 )
 from flowspark.edges import hooks, tables
-from flowspark.edges.config import Config
-from flowspark.edges.sources import (
-    S3Access,
-    SourceFile,
-    canonical,
-    discover,
-    normalise_uri,
-    read_objects,
-)
-from flowspark.pipelines.common import ReconciliationError, one_row, utc_now
+from flowspark.edges.config import Config, ConfigError
+from flowspark.edges.sources import S3Access, SourceFile, canonical, discover, read_objects
+from flowspark.pipelines import flows, ledger
+from flowspark.pipelines.common import ReconciliationError
+from flowspark.pipelines.ledger import INGEST_ID, IngestConflictError, Run
 
 log = logging.getLogger("flowspark")
+__all__ = ["IngestConflictError", "IngestSummary", "run_ingest", "FAULT_POINTS"]
+
+_ROUNDS = 6  # resume / plan / claim rounds of one run (another run's fresh claims are resumed in the next)
+# The crash points, in the order a claim passes them (tests/test_exactly_once.py kills a run at each).
+FAULT_POINTS = ("after_claim", "reading", "after_records", "after_rejects", "after_flows", "after_done")
 
 
 @dataclass
@@ -106,6 +116,7 @@ class IngestSummary:
     ingest_id: str
     source: str
     lake: str
+    keep_records: bool = True
     files_found: int = 0
     files_skipped: int = 0  # found, not read by this run: ingested already (same path, size, mtime)
     files_read: int = 0
@@ -118,12 +129,15 @@ class IngestSummary:
     nodata: int = 0
     skipdata: int = 0
     rejected: int = 0
-    rows_written: int = 0
-    # Objects that could not be read to their end (-> rejected_objects; their good lines count above),
-    # and objects read whole that hold no record line (header-only, blank): not errors.
+    rows_written: int = 0  # valid records: the rows flow_records holds for the run (when it keeps them)
+    flow_rows: int = 0  # rows of flows in the windows the run's records fell in, after its merge
+    windows: int = 0  # those windows
+    # Objects that could not be read to their end (their good lines count above), and objects read whole
+    # that hold no record line (header-only, blank): not errors.
     objects_rejected: int = 0
     files_without_records: int = 0
     broken: list = field(default_factory=list)  # (source_file, reason, last_good_line) of this run
+    rewritten: list = field(default_factory=list)  # objects rewritten after their ingest, not read again
     seconds: float = 0.0
     dates: list = field(default_factory=list)  # the event_date days this run wrote rows for (YYYY-MM-DD)
     resumed: list = field(default_factory=list)  # other runs' unfinished claims this run completed
@@ -133,6 +147,7 @@ class IngestSummary:
 
     def text(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
+        kept = "-> flow_records" if self.keep_records else "(flow_records not kept: [storage] keep_records)"
         lines = [
             f"ingest {self.ingest_id}",
             f"  source         {self.source}",
@@ -141,15 +156,22 @@ class IngestSummary:
             f"{self.files_skipped:,} already ingested, {self.files_found:,} found"
             + (f"; {self.files_without_records:,} without records" if self.files_without_records else ""),
             f"  objects rejected {self.objects_rejected:,}"
-            + (" -> rejected_objects (their good lines are ingested)" if self.objects_rejected else ""),
+            + (" -> ingested_files (problem; their good lines are ingested)" if self.objects_rejected else ""),
             f"  lines          {self.lines:,} ({self.headers:,} headers, {self.blank_lines:,} blank)",
             f"  records        {self.records:,} (NODATA {self.nodata:,}, SKIPDATA {self.skipdata:,})",
             f"  rejected       {self.rejected:,}" + (" -> flow_rejects" if self.rejected else ""),
-            f"  rows written   {self.rows_written:,} -> flow_records",
+            f"  rows written   {self.rows_written:,} {kept}",
+            f"  flows          {self.flow_rows:,} rows in the {self.windows:,} windows the records fall in (merged)",
             f"  check          records {self.records:,} = written {self.rows_written:,} + rejected "
             f"{self.rejected:,}: {'OK' if self.reconciled() else 'MISMATCH'}",
             f"  seconds        {self.seconds:.1f} ({rate:,.0f} records/s)",
         ]
+        if self.rewritten:
+            lines.insert(
+                5,
+                f"  rewritten      {len(self.rewritten):,} objects changed after their ingest, not read again: this "
+                "lake keeps no flow_records to take their old rows out of flows (first: " + self.rewritten[0] + ")",
+            )
         if self.resumed:
             lines.insert(3, f"  resumed        {', '.join(self.resumed)} (unfinished claims of other runs)")
         if not self.files_read and not self.resumed:
@@ -160,26 +182,6 @@ class IngestSummary:
             )
             lines.insert(1, f"  nothing to do  {why}")
         return "\n".join(lines)
-
-
-_LEDGER_SCHEMA = StructType(
-    [
-        StructField(SOURCE_FILE, StringType(), False),
-        StructField("size", LongType(), False),
-        StructField("modification_time_ms", LongType(), False),
-        StructField("ingest_id", StringType(), False),
-        StructField("ingested_at", TimestampType(), False),  # when the claim was made
-        StructField("state", StringType(), True),  # claimed | done | aborted | void (NULL: done, older lakes)
-        StructField("replaces", BooleanType(), True),  # the claim replaces rows of an earlier version
-    ]
-)
-INGEST_ID = "ingest_id"  # flow_records' column naming the claim that wrote each row
-
-
-def _parsed(spark: SparkSession, cfg: Config, files: list[SourceFile], fmt: list[str]) -> DataFrame:
-    """Every record line of these objects and one summary row per object (core.lines.PARSED), read and
-    parsed on the executors (sources.read_objects): each object's own first line decides its format."""
-    return read_objects(spark, files, S3Access.from_config(cfg.s3), fmt, cfg.ingest.parquet_suffixes)
 
 
 def records_of(parsed: DataFrame) -> DataFrame:
@@ -194,34 +196,12 @@ def rejects_of(parsed: DataFrame, ingest_id: str) -> DataFrame:
         F.col(SOURCE_LINE).alias("line_number"),
         F.col("raw_line"),
         F.col("reason"),
-        F.lit(ingest_id).alias("ingest_id"),
+        F.lit(ingest_id).alias(INGEST_ID),
     )
 
 
-# ---------------------------------------------------------------- exactly once: claims in the ledger
-
-# Ledger states (column `state`; NULL in rows written by flowspark before claims = done).
-CLAIMED, DONE, ABORTED, VOID = "claimed", "done", "aborted", "void"
-_LEDGER_NEW_COLUMNS = {"state": "string", "replaces": "boolean"}
-_ROUNDS = 6  # resume / plan / claim rounds of one run (another run's fresh claims are resumed in the next)
-
-
-class IngestConflictError(RuntimeError):
-    """This run could not finish because other runs kept claiming or undoing the same objects."""
-
-
-@dataclass
-class _Run:
-    spark: SparkSession
-    cfg: Config
-    source: str
-    lake: str
-    fmt: list[str]
-    token: str  # this process's attempt token in commit userMetadata ('<ingest_id> <token>')
-
-
-# The crash points, in the order a claim passes them (tests/test_exactly_once.py kills a run at each).
-FAULT_POINTS = ("after_claim", "reading", "after_records", "after_rejects", "after_stats", "after_done")
+def _records_schema() -> StructType:
+    return StructType([*record_schema().fields, StructField(INGEST_ID, StringType(), True)])
 
 
 def _fault(point: str, spark: SparkSession | None = None) -> None:
@@ -254,293 +234,207 @@ def _fault(point: str, spark: SparkSession | None = None) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _is_claim(claim_id: str) -> str:
-    return f"{INGEST_ID} = {tables.sql_string(claim_id)}"
-
-
-def _paths_predicate(paths: list[str]) -> str:
-    return f"{SOURCE_FILE} IN ({', '.join(tables.sql_string(p) for p in paths)})"
-
-
-def _identity(f: SourceFile) -> tuple[str, int, int]:
-    """What names one version of an object: canonical path, size, modification time (S3: LastModified,
-    which every PUT sets anew, so a rewrite with the same size is still a new identity)."""
-    return (canonical(f.path), int(f.size), int(f.mtime_ms))
-
-
-def _records_schema() -> StructType:
-    return StructType([*record_schema().fields, StructField(INGEST_ID, StringType(), True)])
-
-
-def _prepare_tables(run: _Run) -> None:
-    """The ledger, flow_records and flow_rejects exist (so a claim can always be fenced), with the columns
-    claims need (a lake from an older flowspark gets them added: its ledger rows count as done)."""
+def _prepare_tables(run: Run, defn: flows.FlowsDefinition) -> None:
+    """The ledger, flow_records (when kept, or there already), flow_rejects and flows exist, so a claim can
+    always be fenced; a lake from an older flowspark gets the columns claims need."""
     spark, lake = run.spark, run.lake
-    tables.create_table_once(spark, lake, tables.INGESTED_FILES, _LEDGER_SCHEMA)
-    tables.add_columns(spark, lake, tables.INGESTED_FILES, _LEDGER_NEW_COLUMNS)
-    tables.create_table_once(spark, lake, tables.FLOW_RECORDS, _records_schema(), partition_by=[EVENT_DATE])
-    tables.add_columns(spark, lake, tables.FLOW_RECORDS, {INGEST_ID: "string"})
+    ledger.prepare(spark, lake)
+    if run.keep_records or tables.exists(spark, lake, tables.FLOW_RECORDS):
+        tables.create_table_once(spark, lake, tables.FLOW_RECORDS, _records_schema(), partition_by=[EVENT_DATE])
+        tables.add_columns(spark, lake, tables.FLOW_RECORDS, {INGEST_ID: "string"})
     tables.create_table_once(spark, lake, tables.FLOW_REJECTS, reject_schema())
+    flows.ensure_table(spark, lake, defn)
 
 
-def _ledger(run: _Run) -> DataFrame:
-    led = tables.read(run.spark, run.lake, tables.INGESTED_FILES)
-    return led.withColumn("state", F.coalesce(F.col("state"), F.lit(DONE)))
+# ---------------------------------------------------------------- one pass over a claim's objects
 
 
-def _states(run: _Run, claim_id: str) -> set[str]:
-    rows = _ledger(run).where(_is_claim(claim_id)).select("state").distinct().collect()
-    return {r["state"] for r in rows}
-
-
-def _under(path: str, source: str) -> bool:
-    root = canonical(normalise_uri(source)).rstrip("/")
-    return path == root or path.startswith(root + "/")
-
-
-def _uri(path: str, like: str) -> str:
-    """A readable URI for a canonical ledger path (s3:// read the way this run reads its source)."""
-    if path.startswith("file:/") and not path.startswith("file:///"):
-        return "file://" + path[len("file:") :]
-    scheme = normalise_uri(like).split("://", 1)[0]
-    if path.startswith("s3://") and scheme in ("s3a", "s3n"):
-        return f"{scheme}://" + path[len("s3://") :]
-    return path
-
-
-def _current(run: _Run, path: str, found: dict[str, SourceFile]) -> SourceFile | None:
-    """The object at a canonical path as it is now (listing of this run, else one stat), None if gone."""
-    if path in found:
-        return found[path]
-    suffixes = run.cfg.ingest.text_suffixes + run.cfg.ingest.parquet_suffixes
-    try:
-        got = discover(run.spark, _uri(path, run.source), suffixes)
-    except FileNotFoundError:
-        return None
-    return next((f for f in got if canonical(f.path) == path), None)
-
-
-def _undo(run: _Run, claim_id: str) -> None:
-    """Remove every row a claim wrote, after fencing it: an empty write with its (txnAppId, 1) in each table
-    (skipped where it committed already) makes any later write of that claim, by a run still going, a no-op.
-    Then the claim is void: its objects are free to be claimed again (as replacements)."""
-    spark, lake = run.spark, run.lake
-    tables.create_table_once(spark, lake, tables.REJECTED_OBJECTS, _REJECTED_OBJECTS_SCHEMA)
-    for name in (tables.FLOW_RECORDS, tables.FLOW_REJECTS, tables.REJECTED_OBJECTS, tables.INGEST_STATS):
-        if not tables.exists(spark, lake, name):
-            continue
-        tables.write_once(tables.read(spark, lake, name).limit(0), lake, name, claim_id, run.token)
-        tables.delete_where(spark, lake, name, _is_claim(claim_id))
-    cond = f"{_is_claim(claim_id)} AND state = '{ABORTED}'"
-    tables.update_where(spark, lake, tables.INGESTED_FILES, cond, {"state": f"'{VOID}'"})
-
-
-def _abort(run: _Run, claim_id: str, why: str) -> bool:
-    """claimed -> aborted (one conditional UPDATE: it and 'claimed -> done' exclude each other), then undo.
-    False if the claim was done first: then nothing is undone."""
-    cond = f"{_is_claim(claim_id)} AND state = '{CLAIMED}'"
-    tables.update_where(run.spark, run.lake, tables.INGESTED_FILES, cond, {"state": f"'{ABORTED}'"})
-    if DONE in _states(run, claim_id):
-        return False
-    log.warning("ingest %s undone: %s", claim_id, why)
-    _undo(run, claim_id)
-    return True
-
-
-def _pending(run: _Run, found: dict[str, SourceFile]) -> list[tuple[str, list[SourceFile], bool]]:
-    """Claims not done (a crashed run's, or a run still going) whose objects lie under this run's source, with
-    their objects as they are now. A claim whose object changed or vanished since it was claimed is undone
-    (its objects are then planned afresh); so is the rest of an undo a crash interrupted (idempotent)."""
-    rows = (
-        _ledger(run)
-        .where(F.col("state").isin(CLAIMED, ABORTED))
-        .select(SOURCE_FILE, "size", "modification_time_ms", INGEST_ID, "replaces", "state")
-        .collect()  # bounded by the objects of unfinished claims
-    )
-    for claim_id in sorted({r[INGEST_ID] for r in rows if r["state"] == ABORTED}):
-        _undo(run, claim_id)
-    claims: dict[str, list] = {}
-    for r in (r for r in rows if r["state"] == CLAIMED):
-        claims.setdefault(r[INGEST_ID], []).append(r)
-    out = []
-    for claim_id, objs in sorted(claims.items()):
-        if not any(_under(r[SOURCE_FILE], run.source) for r in objs):
-            continue
-        now = [_current(run, r[SOURCE_FILE], found) for r in objs]
-        same = all(
-            f is not None and _identity(f) == (r[SOURCE_FILE], r["size"], r["modification_time_ms"])
-            for f, r in zip(now, objs)
-        )
-        if not same:
-            _abort(run, claim_id, "an object changed or vanished after it was claimed")
-            continue
-        out.append((claim_id, [f for f in now if f is not None], any(bool(r["replaces"]) for r in objs)))
-    return out
-
-
-def _plan(run: _Run, found: list[SourceFile], force: bool, handled: set) -> list[tuple[SourceFile, bool]]:
-    """The objects to claim now, each with whether the lake may hold rows of an earlier version of it.
-
-    Not: an object another claim holds (resumed next round), one this run has read, and (without force)
-    one whose identity the ledger has done. A path the ledger knows in any state is a replacement.
-    """
-    paths = run.spark.createDataFrame([(canonical(f.path),) for f in found], f"{SOURCE_FILE} string")
-    rows = (
-        _ledger(run)
-        .join(F.broadcast(paths), SOURCE_FILE, "left_semi")
-        .select(SOURCE_FILE, "size", "modification_time_ms", "state")
-        .collect()  # the ledger rows of this run's objects: bounded by them (and their rewrites)
-    )
-    known: dict[str, list] = {}
-    for r in rows:
-        known.setdefault(r[SOURCE_FILE], []).append(r)
-    todo = []
-    for f in found:
-        path, size, mtime = _identity(f)
-        mine = known.get(path, [])
-        busy = any(r["state"] in (CLAIMED, ABORTED) for r in mine)
-        done = any(r["state"] == DONE and (r["size"], r["modification_time_ms"]) == (size, mtime) for r in mine)
-        if busy or _identity(f) in handled or (done and not force):
-            continue
-        todo.append((f, bool(mine)))
-    return todo
-
-
-def _claim(run: _Run, claim_id: str, todo: list[tuple[SourceFile, bool]], force: bool) -> tuple[list[SourceFile], bool]:
-    """Insert this run's claims in one insert-only MERGE; returns the objects it got and whether any replaces.
-
-    The MERGE decides per object against the snapshot it commits on (so a concurrent claim either is
-    visible to it or makes it fail and be retried): no claim if the path has a claim not done
-    (claimed, aborted), or if this is a first claim (`replaces` false) and the path is in the ledger at all,
-    or (without force) if this identity is done.
-    """
-    now = utc_now()
-    rows = [(*_identity(f), claim_id, now, CLAIMED, replaces) for f, replaces in todo]
-    # (the concurrency tests hold two runs' MERGEs inside their transactions at once: edges/hooks.py)
-    src = hooks.inside_transaction(run.spark.createDataFrame(rows, _LEDGER_SCHEMA), "claim", claim_id)
-    state = f"coalesce(t.state, '{DONE}')"
-    same = "t.size = s.size AND t.modification_time_ms = s.modification_time_ms"
-    cond = (
-        f"t.{SOURCE_FILE} = s.{SOURCE_FILE} AND ({state} IN ('{CLAIMED}', '{ABORTED}') OR NOT s.replaces"
-        + ("" if force else f" OR ({state} = '{DONE}' AND {same})")
-        + ")"
-    )
-    tables.insert_new(src, run.lake, tables.INGESTED_FILES, cond)
-    _fault("after_claim")
-    got = _ledger(run).where(_is_claim(claim_id)).select(SOURCE_FILE, "replaces").collect()  # <= this run's
-    paths = {r[SOURCE_FILE] for r in got}
-    return [f for f, _ in todo if canonical(f.path) in paths], any(bool(r["replaces"]) for r in got)
-
-
-def _metric_columns() -> list[Column]:
-    """What one pass over the parsed rows counts (an Observation of the write, or an aggregate when the
-    write was already committed by an earlier attempt)."""
-    kind, reason, status = F.col("kind"), F.col("reason"), F.col("log_status")
+def _per_object(parsed: DataFrame, seconds: int | None, candidates: list[str]) -> list[Any]:
+    """What the claim's objects hold, one row per object (bounded by the claim's objects): its outcome
+    (ledger.OUTCOME's counts, days, problem), the windows and totals of its data records, and how many of
+    them hold a value in each key and carried column (`nn_<column>`)."""
+    kind, status = F.col("kind"), F.col("log_status")
+    record = kind == ing.RECORD
+    data = record & (F.coalesce(status, F.lit("OK")) == "OK")
     obj = kind == ing.OBJECT
-    in_object = F.col(ing.OBJECT_LINES) - F.col(ing.OBJECT_HEADERS) - F.col(ing.OBJECT_BLANK)
-    last_good = F.col(SOURCE_LINE).cast("string")  # of a broken object: the last complete line
-    return [
+    window = F.struct(F.col(EVENT_DATE), dedup.window_start(F.col("start"), seconds).alias("window_start"))
+    aggs: list[Column] = [
         F.coalesce(F.sum(ing.OBJECT_LINES), F.lit(0)).alias("lines"),
         F.coalesce(F.sum(ing.OBJECT_HEADERS), F.lit(0)).alias("headers"),
         F.coalesce(F.sum(ing.OBJECT_BLANK), F.lit(0)).alias("blank_lines"),
         F.count(F.when(kind.isin(ing.RECORD, ing.REJECT), 1)).alias("records"),
         F.count(F.when(kind == ing.REJECT, 1)).alias("rejected"),
-        F.count(F.when((kind == ing.RECORD) & (status == "NODATA"), 1)).alias("nodata"),
-        F.count(F.when((kind == ing.RECORD) & (status == "SKIPDATA"), 1)).alias("skipdata"),
-        # Files holding at least one reject: bounded by the number of files in this run.
-        F.array_join(F.collect_set(F.when(kind == ing.REJECT, F.col(SOURCE_FILE))), "\n").alias("reject_files"),
-        # Objects, not lines (bounded by the number of objects in this run): the broken ones and those
-        # holding at least one record line.
-        F.to_json(F.collect_list(F.when(obj & reason.isNotNull(), F.array(SOURCE_FILE, "reason", last_good)))).alias(
-            "broken"
-        ),
-        F.to_json(F.collect_set(F.when(obj & (in_object > 0), F.col(SOURCE_FILE)))).alias("with_records"),
-        # The days written (bounded by the days in the objects): what `flowspark run` compacts next.
-        F.to_json(F.collect_set(F.when(kind == ing.RECORD, F.col(EVENT_DATE).cast("string")))).alias("dates"),
+        F.count(F.when(record & (status == "NODATA"), 1)).alias("nodata"),
+        F.count(F.when(record & (status == "SKIPDATA"), 1)).alias("skipdata"),
+        F.count(F.when(record, 1)).alias("rows_written"),
+        F.max(F.when(obj, F.col("reason"))).alias("problem"),
+        F.max(F.when(obj, F.col(SOURCE_LINE))).alias("last_good_line"),
+        F.max(F.when(obj, F.col(ing.OBJECT_UNKNOWN))).alias("unknown_fields"),
+        F.array_sort(F.collect_set(F.when(record, F.col(EVENT_DATE)))).alias("days"),
+        F.collect_set(F.when(data, window)).alias("windows"),
+        F.count(F.when(data, 1)).alias("data_records"),
+        F.coalesce(F.sum(F.when(data, F.col("packets"))), F.lit(0)).alias("data_packets"),
+        F.coalesce(F.sum(F.when(data, F.col("bytes"))), F.lit(0)).alias("data_bytes"),
+        *[F.count(F.when(data, F.col(c))).alias(f"nn_{c}") for c in candidates],
     ]
+    return parsed.groupBy(SOURCE_FILE).agg(*aggs).collect()
 
 
-_COUNTS = ("lines", "headers", "blank_lines", "records", "rejected", "nodata", "skipdata")
+@dataclass
+class _Read:
+    """A claim's objects as read: per-object outcomes and what the flows merge needs."""
+
+    outcomes: dict[str, dict[str, Any]]
+    windows: list[tuple[dt.date, dt.datetime | None]]
+    nonnull: set[str]
+    totals: tuple[int, int, int]  # data records, packets, bytes
 
 
-def _one_row_of(agg: DataFrame) -> dict:
-    """The one row of a global aggregate, as a dict."""
-    row = agg.first()
-    assert row is not None  # a global aggregate has exactly one row
-    return row.asDict()
+def _summarise(rows: list[Any], candidates: list[str]) -> _Read:
+    outcome_fields = [f.name for f in ledger.OUTCOME.fields if f.name != "done_at"]
+    outcomes, windows, nonnull = {}, set(), set()
+    totals = [0, 0, 0]
+    for r in rows:
+        outcomes[r[SOURCE_FILE]] = {k: r[k] for k in outcome_fields}
+        windows.update((w["event_date"], _utc(w["window_start"])) for w in r["windows"])
+        nonnull.update(c for c in candidates if r[f"nn_{c}"])
+        totals = [totals[0] + r["data_records"], totals[1] + r["data_packets"], totals[2] + r["data_bytes"]]
+    order = sorted(windows, key=lambda w: (w[0] or dt.date.min, w[1] or dt.datetime.min))
+    return _Read(outcomes, order, nonnull, tuple(totals))  # type: ignore[arg-type]
 
 
-def _complete(run: _Run, claim_id: str, objs: list[SourceFile], replaces: bool) -> IngestSummary:
-    """Read a claim's objects and write its rows, each table at most once (txnAppId = claim id); reconcile
-    against what the tables hold for the claim; write its stats; mark it done. Whoever runs this for a claim,
-    and however often, the tables end the same."""
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A collected timestamp (a naive local datetime) as the naive UTC wall time it stands for."""
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _complete(run: Run, claim: ledger.Claim, defn: flows.FlowsDefinition) -> IngestSummary:
+    """Read a claim's objects once and write its rows, each table at most once (txnAppId = claim id);
+    reconcile against what the tables hold for the claim; merge it into flows; mark it done with each
+    object's outcome. Whoever runs this for a claim, and however often, the tables end the same."""
     spark, lake, cfg = run.spark, run.lake, run.cfg
+    claim_id, objs = claim.claim_id, claim.objects
     t0 = time.time()
-    part = IngestSummary(ingest_id=claim_id, source=run.source, lake=lake)
+    part = IngestSummary(ingest_id=claim_id, source=run.source, lake=lake, keep_records=run.keep_records)
     parquet_files = [f for f in objs if f.path.endswith(cfg.ingest.parquet_suffixes)]
-    text_files = [f for f in objs if not f.path.endswith(cfg.ingest.parquet_suffixes)]
-    part.files_read, part.text_files, part.parquet_files = len(objs), len(text_files), len(parquet_files)
-    log.info("ingest %s: %d files (%d text, %d parquet)", claim_id, len(objs), len(text_files), len(parquet_files))
+    part.files_read, part.parquet_files = len(objs), len(parquet_files)
+    part.text_files = len(objs) - len(parquet_files)
+    log.info("ingest %s: %d files (%d text, %d parquet)", claim_id, len(objs), part.text_files, len(parquet_files))
     # A replacement removes every row of its objects' earlier versions in the commit that adds the new ones.
-    where = _paths_predicate(sorted({canonical(f.path) for f in objs})) if replaces else None
+    where = ledger.paths_predicate(sorted({canonical(f.path) for f in objs})) if claim.replaces else None
+    candidates = [c for c in [*dedup.effective_key(list(defn.key)), *dedup.CARRIED] if c not in dedup.AGGREGATES]
 
-    parsed = _parsed(spark, cfg, objs, run.fmt)
-    obs = Observation(f"ingest-{claim_id}-{uuid.uuid4().hex[:8]}")
-    records = records_of(parsed.observe(obs, *_metric_columns())).withColumn(INGEST_ID, F.lit(claim_id))
-    _fault("reading", spark)
-    ran = tables.write_once(
-        records,
-        lake,
-        tables.FLOW_RECORDS,
-        claim_id,
-        run.token,
-        replace_where=where,
-        partition_by=[EVENT_DATE],
-        max_records_per_file=cfg.ingest.max_records_per_file,
-        check=True,
-        storage=cfg.storage,
-    )
-    _fault("after_records")
-    # The Observation is filled only if this call ran the write; otherwise count in a pass of its own.
-    m = obs.get if ran else _one_row_of(parsed.agg(*_metric_columns()))
-    for k in _COUNTS:
-        setattr(part, k, int(m[k]))
-    broken = [(r[0], r[1], int(r[2])) for r in json.loads(m["broken"])]
-    _count_objects(part, objs, broken, set(json.loads(m["with_records"])))
-    part.dates = sorted(d for d in json.loads(m["dates"]) if d)
-
-    # Always written, empty or not: a claim's (txnAppId, 1) committed in flow_rejects fences late writers.
-    if part.rejected:  # a second pass over the objects that hold rejects only (rejects are rare)
-        reject_paths = {canonical(p) for p in str(m["reject_files"]).split("\n")}
-        rej = rejects_of(_parsed(spark, cfg, [f for f in objs if canonical(f.path) in reject_paths], run.fmt), claim_id)
-    else:
-        rej = spark.createDataFrame([], reject_schema())
-    tables.write_once(rej, lake, tables.FLOW_REJECTS, claim_id, run.token, replace_where=where)
-    _fault("after_rejects")
-    _record_rejected_objects(run, part, where)
-
-    # Reconcile with what the tables hold for this claim, whichever attempt wrote it.
-    part.rows_written = tables.read(spark, lake, tables.FLOW_RECORDS).where(_is_claim(claim_id)).count()
-    written_rejects = tables.read(spark, lake, tables.FLOW_REJECTS).where(_is_claim(claim_id)).count()
-    part.seconds = time.time() - t0
-    if not part.reconciled() or written_rejects != part.rejected:
-        _abort(run, claim_id, "reconciliation failed")
-        raise ReconciliationError(
-            f"ingest {claim_id} does not reconcile: {part.records} record lines read, {part.rows_written} rows "
-            f"written, {part.rejected} rejected, {written_rejects} reject rows written; its rows were removed, "
-            "rerun to ingest these objects again"
-        )
-    _append_stats(run, part)
-    _fault("after_stats")
-    tables.update_where(
-        spark, lake, tables.INGESTED_FILES, f"{_is_claim(claim_id)} AND state = '{CLAIMED}'", {"state": f"'{DONE}'"}
-    )
-    if _states(run, claim_id) != {DONE}:
-        raise IngestConflictError(
-            f"ingest {claim_id} was undone by another run (its objects changed while it ran): rerun"
-        )
+    s3 = S3Access.from_config(cfg.s3)
+    parsed = read_objects(spark, objs, s3, run.fmt, cfg.ingest.parquet_suffixes).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        _fault("reading", spark)
+        read = _summarise(_per_object(parsed, defn.seconds, candidates), candidates)  # the one read, cached
+        _count(part, objs, read)
+        records = records_of(parsed).withColumn(INGEST_ID, F.lit(claim_id))
+        if run.keep_records:
+            tables.write_once(
+                records,
+                lake,
+                tables.FLOW_RECORDS,
+                claim_id,
+                run.token,
+                replace_where=where,
+                partition_by=[EVENT_DATE],
+                max_records_per_file=cfg.ingest.max_records_per_file,
+                storage=cfg.storage,
+            )
+        _fault("after_records")
+        # Always written, empty or not: a claim's (txnAppId, 1) committed in flow_rejects fences late writers.
+        rejects = rejects_of(parsed, claim_id)
+        tables.write_once(rejects, lake, tables.FLOW_REJECTS, claim_id, run.token, replace_where=where)
+        _fault("after_rejects")
+        _reconcile(run, claim_id, part, len(objs), len(read.outcomes))
+        if claim.replaces:
+            days = sorted({*claim.replaced_days, *_days(part)})
+            merged = flows.rebuild_days(spark, lake, claim_id, run.token, days, defn, cfg.storage)
+        else:
+            merged = flows.merge_claim(
+                spark, lake, claim_id, run.token, records, read.windows, read.nonnull, read.totals, defn, cfg.storage
+            )
+        part.flow_rows, part.windows = merged.rows, len(read.windows)
+        _fault("after_flows")
+    finally:
+        parsed.unpersist()
+    if not ledger.mark_done(run, claim_id, read.outcomes) and ledger.states(run, claim_id) != {ledger.DONE}:
+        raise IngestConflictError(f"ingest {claim_id} was undone by another run (its objects changed): rerun")
     _fault("after_done")
+    part.seconds = time.time() - t0
+    for path, why, line in part.broken:
+        log.warning("object rejected after line %d: %s: %s", line, path, why)
     return part
+
+
+def _days(part: IngestSummary) -> list[dt.date]:
+    return [dt.date.fromisoformat(d) for d in part.dates]
+
+
+def _count(part: IngestSummary, objs: list[SourceFile], read: _Read) -> None:
+    """A claim's summary counts from its objects' outcomes."""
+    for k in ("lines", "headers", "blank_lines", "records", "rejected", "nodata", "skipdata", "rows_written"):
+        setattr(part, k, sum(int(o[k] or 0) for o in read.outcomes.values()))
+    part.broken = sorted(
+        (path, o["problem"], int(o["last_good_line"] or 0)) for path, o in read.outcomes.items() if o["problem"]
+    )
+    part.objects_rejected = len(part.broken)
+    part.files_without_records = sum(1 for o in read.outcomes.values() if not o["records"] and not o["problem"])
+    part.dates = sorted({d.isoformat() for o in read.outcomes.values() for d in (o["days"] or [])})
+
+
+def _reconcile(run: Run, claim_id: str, part: IngestSummary, n_objects: int, n_read: int) -> None:
+    """What the tables hold for the claim, whichever attempt wrote it: flow_rejects holds its rejected lines,
+    flow_records (when kept) its valid records, and every object was read. Else the claim is undone."""
+    spark, lake = run.spark, run.lake
+    written = -1
+    if run.keep_records:
+        written = tables.read(spark, lake, tables.FLOW_RECORDS).where(ledger.is_claim(claim_id)).count()
+    written_rejects = tables.read(spark, lake, tables.FLOW_REJECTS).where(ledger.is_claim(claim_id)).count()
+    ok = part.reconciled() and written_rejects == part.rejected and n_read == n_objects
+    if run.keep_records:
+        ok = ok and written == part.rows_written
+    if not ok:
+        _undo(run, claim_id, "reconciliation failed")
+        held = f"{written} rows in flow_records, " if run.keep_records else ""
+        raise ReconciliationError(
+            f"ingest {claim_id} does not reconcile: {part.records} record lines read, {part.rows_written} valid, "
+            f"{part.rejected} rejected; the tables hold {held}{written_rejects} reject rows; {n_read} of "
+            f"{n_objects} objects read. Its rows were removed: rerun to ingest these objects again"
+        )
+
+
+# ---------------------------------------------------------------- undo
+
+
+def _undo(run: Run, claim_id: str, why: str | None) -> bool:
+    """Abort a claim (`why`: claimed -> aborted now; None: finish an abort a crash interrupted) and remove
+    its rows, fencing each table first. False if it cannot be undone: it was done first, or a real merge of
+    it into flows committed (then it is completed, aborted -> done)."""
+    spark, lake = run.spark, run.lake
+    if why is not None:
+        if not ledger.set_state(run, claim_id, ledger.CLAIMED, ledger.ABORTED):
+            return False  # done first (or aborted by another run, which finishes the undo)
+        log.warning("ingest %s undone: %s", claim_id, why)
+    defn = flows.definition(spark, run.cfg, lake)
+    if not flows.fence(spark, lake, claim_id, run.token, defn):
+        ledger.set_state(run, claim_id, ledger.ABORTED, ledger.DONE)
+        log.warning("ingest %s: its merge into flows had committed, so it is complete (not undone)", claim_id)
+        return False
+    for name in (tables.FLOW_RECORDS, tables.FLOW_REJECTS, "rejected_objects", "ingest_stats"):
+        if not tables.exists(spark, lake, name):
+            continue
+        tables.write_once(tables.read(spark, lake, name).limit(0), lake, name, claim_id, run.token)
+        tables.delete_where(spark, lake, name, ledger.is_claim(claim_id))
+    ledger.set_state(run, claim_id, ledger.ABORTED, ledger.VOID)
+    return True
+
+
+# ---------------------------------------------------------------- the run
 
 
 def _add(total: IngestSummary, part: IngestSummary) -> None:
@@ -555,6 +449,22 @@ def _add(total: IngestSummary, part: IngestSummary) -> None:
         total.resumed.append(part.ingest_id)
 
 
+def _replaced_days(run: Run, todo: list[tuple[SourceFile, bool]]) -> dict[str, list]:
+    """The days the earlier rows of the replaced objects are in (their flows are rebuilt): one read of
+    flow_records, for replacements only."""
+    paths = sorted({canonical(f.path) for f, replaces in todo if replaces})
+    if not paths or not tables.exists(run.spark, run.lake, tables.FLOW_RECORDS):
+        return {}
+    rows = (
+        tables.read(run.spark, run.lake, tables.FLOW_RECORDS)
+        .where(ledger.paths_predicate(paths))
+        .groupBy(SOURCE_FILE)
+        .agg(F.array_sort(F.collect_set(EVENT_DATE)).alias("days"))
+        .collect()  # bounded by the replaced objects
+    )
+    return {r[SOURCE_FILE]: list(r["days"]) for r in rows}
+
+
 def run_ingest(
     spark: SparkSession,
     cfg: Config,
@@ -564,16 +474,23 @@ def run_ingest(
     date_to: dt.date | None = None,
     fmt: str | None = None,
     force: bool = False,
+    keep_records: bool | None = None,
 ) -> IngestSummary:
     """Ingest every object under `source` (in the date range) exactly once; see the module docstring.
 
     force: read the objects again even if the ledger has them done, and replace their rows (never append
-    them again).
+    them again). keep_records: write flow_records (default: [storage] keep_records).
     """
     t0 = time.time()
     hooks.announce()
+    keep = cfg.storage.keep_records if keep_records is None else keep_records
+    if force and not keep:
+        raise ConfigError(
+            "--force replaces the rows of objects read before, and a lake that keeps no flow_records cannot take "
+            "them out of flows; ingest into a lake that keeps records (--keep-records), or a new lake"
+        )
     default_format = parse_format(fmt) if fmt else list(DEFAULT_FORMAT)
-    summary = IngestSummary(ingest_id=uuid.uuid4().hex[:12], source=source, lake=lake)
+    summary = IngestSummary(ingest_id=uuid.uuid4().hex[:12], source=source, lake=lake, keep_records=keep)
     suffixes = cfg.ingest.text_suffixes + cfg.ingest.parquet_suffixes
     found = discover(spark, source, suffixes, date_from, date_to)
     summary.files_found = len(found)
@@ -581,22 +498,33 @@ def run_ingest(
         summary.seconds = time.time() - t0
         log.info("nothing new to ingest")
         return summary
-    run = _Run(spark, cfg, source, lake, default_format, token=uuid.uuid4().hex[:12])
-    tables.retry_on_conflict(lambda: _prepare_tables(run), "creating the lake's tables")
+    run = Run(spark, cfg, source, lake, default_format, token=uuid.uuid4().hex[:12], keep_records=keep)
+    defn = flows.definition(spark, cfg, lake)
+    tables.retry_on_conflict(lambda: _prepare_tables(run, defn), "creating the lake's tables")
     by_path = {canonical(f.path): f for f in found}
     handled: set[tuple[str, int, int]] = set()  # identities this run has read (its claims, resumed ones)
     claim_id = summary.ingest_id
     for _ in range(_ROUNDS):
-        for pending_id, objs, replaces in _pending(run, by_path):
-            _add(summary, _complete(run, pending_id, objs, replaces))
-            handled.update(_identity(f) for f in objs)
-        todo = _plan(run, found, force, handled) if found else []
+        rows = ledger.read_state(run, found)
+        for claim in ledger.pending(run, rows, by_path, lambda j, why: _undo(run, j, why)):
+            _add(summary, _complete(run, claim, defn))
+            handled.update(ledger.identity(f) for f in claim.objects)
+        if summary.resumed:
+            rows = ledger.read_state(run, found)
+        todo = ledger.plan(rows, found, force, handled) if found else []
+        if not keep:  # an object rewritten after its ingest cannot replace its old rows in flows
+            summary.rewritten = sorted(canonical(f.path) for f, replaces in todo if replaces)
+            todo = [(f, replaces) for f, replaces in todo if not replaces]
         if not todo:
             break
-        got, replaces = _claim(run, claim_id, todo, force)
+        replaced = _replaced_days(run, todo)
+        got, replaces = ledger.claim(run, claim_id, todo, force, replaced)
+        _fault("after_claim")
         if got:
-            _add(summary, _complete(run, claim_id, got, replaces))
-            handled.update(_identity(f) for f in got)
+            days = sorted({d for f in got for d in replaced.get(canonical(f.path), [])})
+            claim = ledger.Claim(claim_id, got, replaces, days)
+            _add(summary, _complete(run, claim, defn))
+            handled.update(ledger.identity(f) for f in got)
             claim_id = uuid.uuid4().hex[:12]  # a further round's claim is a new one
         if len(got) == len(todo):
             break  # everything planned was claimed and completed by this run
@@ -604,51 +532,8 @@ def run_ingest(
         raise IngestConflictError(
             f"other ingests kept claiming these objects ({_ROUNDS} rounds); rerun (a rerun converges)"
         )
-    summary.files_skipped = sum(1 for f in found if _identity(f) not in handled)
+    summary.files_skipped = sum(1 for f in found if ledger.identity(f) not in handled)
     summary.seconds = time.time() - t0
     if not summary.files_read:
         log.info("nothing new to ingest")
     return summary
-
-
-def _count_objects(
-    summary: IngestSummary, todo: list[SourceFile], broken: list[tuple[str, str, int]], with_records: set[str]
-) -> None:
-    """Broken objects (foreign ones and those the reader could not read to their end) and objects without records."""
-    summary.broken = sorted(broken)
-    summary.objects_rejected = len(summary.broken)
-    bad = {b[0] for b in summary.broken}
-    summary.files_without_records = sum(
-        1 for f in todo if canonical(f.path) not in with_records and canonical(f.path) not in bad
-    )
-
-
-_REJECTED_OBJECTS_SCHEMA = StructType(
-    [
-        StructField(SOURCE_FILE, StringType(), False),
-        StructField("reason", StringType(), False),
-        StructField("last_good_line", LongType(), False),
-        StructField("ingest_id", StringType(), False),
-        StructField("at", TimestampType(), False),
-    ]
-)
-
-
-def _record_rejected_objects(run: _Run, summary: IngestSummary, replace_where: str | None) -> None:
-    """A claim's broken objects -> rejected_objects, at most once per claim (bounded by its objects); a
-    replacement also removes its objects' earlier entries. Written even when empty: the claim's fence."""
-    spark, lake = run.spark, run.lake
-    now = utc_now()
-    rows = [(path, why, line, summary.ingest_id, now) for path, why, line in summary.broken]
-    df = spark.createDataFrame(rows, _REJECTED_OBJECTS_SCHEMA)
-    tables.write_once(df, lake, tables.REJECTED_OBJECTS, summary.ingest_id, run.token, replace_where=replace_where)
-    for path, why, line in summary.broken:
-        log.warning("object rejected after line %d: %s: %s", line, path, why)
-
-
-def _append_stats(run: _Run, summary: IngestSummary) -> None:
-    """One ingest_stats row per claim, at most once (mergeSchema: a lake from an older flowspark gains columns)."""
-    row = {k: v for k, v in asdict(summary).items() if not isinstance(v, (list, dict))}
-    row["ingested_at"] = utc_now()
-    df = one_row(run.spark, row)
-    tables.write_once(df, run.lake, tables.INGEST_STATS, summary.ingest_id, run.token, merge_schema=True)

@@ -1,6 +1,6 @@
 """The daily run: every step in one Spark session, each step's summary and time as it ends.
 
-    ingest -> dedup -> tag -> [ip-ranges] -> classify -> reports
+    ingest (flow_records and flows) -> [dedup] -> tag -> [ip-ranges] -> classify -> reports
 
 The steps are the separate jobs (the same functions the single commands call), so they keep their own
 reconciliation and exactly-once rules; the run only wires them: one session for all (no second JVM, no
@@ -22,7 +22,7 @@ from pyspark.sql import SparkSession
 
 from flowspark.core.schema import EVENT_DATE
 from flowspark.edges import tables
-from flowspark.edges.config import Config
+from flowspark.edges.config import Config, with_overrides
 from flowspark.pipelines.classify import run_classify
 from flowspark.pipelines.dedup import run_dedup
 from flowspark.pipelines.ingest import run_ingest
@@ -31,7 +31,8 @@ from flowspark.pipelines.report import ReportOptions, run_report
 from flowspark.pipelines.tag import run_tag_lake
 
 STEPS = ("ingest", "dedup", "tag", "classify", "reports")
-DEFAULT_STEPS = STEPS
+# ingest keeps flows itself; dedup compacts days again from flow_records (another window: `flowspark dedup`)
+DEFAULT_STEPS = ("ingest", "tag", "classify", "reports")
 
 
 def parse_steps(text: str) -> list[str]:
@@ -88,9 +89,12 @@ def run_daily(
     report_dir: Optional[str] = None,
     report_options: Optional[ReportOptions] = None,
     progress: Callable[[str], None] = print,
+    keep_records: Optional[bool] = None,
 ) -> RunSummary:
     """Run `steps` in order in this session; `progress` gets each step's summary as it ends."""
     t0 = time.time()
+    if window:  # the window of a flows table this run makes (an existing one keeps its own)
+        cfg = with_overrides(cfg, dedup={"window": window})
     summary = RunSummary(lake=lake, steps=list(steps))
     spans: list[tuple[Optional[dt.date], Optional[dt.date]]] = [(date_from, date_to)]
 
@@ -106,7 +110,7 @@ def run_daily(
 
         def ingest() -> str:
             nonlocal spans
-            s = run_ingest(spark, cfg, source, lake, date_from, date_to)
+            s = run_ingest(spark, cfg, source, lake, date_from, date_to, keep_records=keep_records)
             touched = [dt.date.fromisoformat(d) for d in s.dates]
             # Later steps work on the days this ingest wrote; with nothing new, on the range asked for.
             if touched:
@@ -118,10 +122,10 @@ def run_daily(
 
     if "dedup" in steps:
         step("dedup", lambda: "\n".join(run_dedup(spark, cfg, lake, a, b, window).text() for a, b in spans))
-    if "dedup" in steps and cfg.storage.optimize_after_run:
+    if "ingest" in steps and cfg.storage.optimize_after_run:
 
         def optimize() -> str:
-            # After the day's appends and its dedup: the days this run wrote become a few files each.
+            # After the day's appends and merges: the days this run wrote become a few files each.
             out = []
             for name in (tables.FLOW_RECORDS, tables.FLOWS):
                 if tables.exists(spark, lake, name):
