@@ -12,24 +12,31 @@ DEMO   ?= demo
 RECORDS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-spark35 demo test test-fast test-isolated lint typecheck bench package clean
+.PHONY: help setup setup-spark35 demo test test-all test-fast test-isolated lint typecheck bench package clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
 
+# uv (from PyPI, into the venv) installs from its cache in seconds where pip takes minutes (pyspark is
+# ~320 MB); pip is the fallback when uv cannot be had.
+define install
+	$(PYTHON) -m venv $(1)
+	@if $(1)/bin/python -m pip install --quiet --disable-pip-version-check uv; then \
+	  $(1)/bin/uv pip install --quiet --python $(1)/bin/python -e '.[$(2),dev]'; \
+	else \
+	  $(1)/bin/python -m pip install --quiet --upgrade pip && $(1)/bin/python -m pip install --quiet -e '.[$(2),dev]'; \
+	fi
+endef
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[spark,dev]'
+	$(call install,$(VENV),spark)
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install flowspark[spark,dev], fetch and cache the JVM jars (once)
 	$(VENV)/bin/flowspark setup
 
 $(STAMP35): pyproject.toml
-	$(PYTHON) -m venv $(VENV35)
-	$(VENV35)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV35)/bin/python -m pip install --quiet -e '.[spark35,dev]'
+	$(call install,$(VENV35),spark35)
 	touch $(STAMP35)
 
 setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .venv-35, jars cached
@@ -38,8 +45,11 @@ setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .
 demo: setup ## generate sample flow logs and run the whole pipeline on them (local Spark)
 	$(PY) scripts/demo.py --out $(DEMO) --records $(RECORDS)
 
-test: setup setup-spark35 lint ## lint, then the whole suite on Spark 4.0 + Delta 4.0 and on Spark 3.5 + Delta 3.3, the two at once
+test: setup setup-spark35 lint ## CI: lint, the suite but its slow tests on Spark 4.0 + Delta 4.0 and tests/lane35.txt on Spark 3.5 + Delta 3.3, at once
 	scripts/test_lanes.sh
+
+test-all: setup setup-spark35 lint ## every test on both Spark lines (the slow ones too: crashes, concurrency, the cluster, real-size objects; long)
+	FULL=1 scripts/test_lanes.sh
 
 test-fast: setup ## the suite without the slow tests (real-size objects, crashes, S3, generated data), Spark 4 only
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"

@@ -8,9 +8,13 @@ Every command: parse arguments -> load config (fail fast on a bad one) -> create
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -21,6 +25,8 @@ from flowspark.pipelines.common import (
     check_flow_format,
     check_lake,
     load_config,
+    require_local,
+    require_source,
     spark_log,
     with_overrides,
 )
@@ -69,7 +75,58 @@ _VERBOSE = [False]  # set by main(): -v shows the JVM's own output and Python tr
 def spark_for(cfg: Config) -> Any:
     from flowspark.pipelines.common import create_session
 
-    return create_session(cfg, quiet=not _VERBOSE[0])
+    spark = create_session(cfg, quiet=not _VERBOSE[0])
+    _STOP.install()  # again: PySpark's SparkContext puts its own SIGINT handler in place
+    return spark
+
+
+class _Stopper:
+    """Ctrl-C (SIGINT) and SIGTERM (Airflow, EMR and Glue stop a task with it): say so, cancel the running Spark
+    jobs (and any the run starts after: a thread cancels them every half second, outside the signal handler,
+    so no Py4J call is made inside another), and let the run stop at its next Spark job; the command then ends
+    with "interrupted" and 130 (SIGINT) or 143 (SIGTERM). The lake is safe: a claim left open is completed or
+    undone by the next run. A second signal ends the process at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.done = threading.Event()
+        self.saved: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.signal(sig, self._handle)
+            self.saved.setdefault(sig, previous)
+
+    def restore(self) -> None:
+        self.done.set()
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        self.saved.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+        sys.stderr.write(
+            f"flowspark: {signal.Signals(signum).name}: stopping (the running Spark jobs are cancelled; the next "
+            "run completes or undoes what this one left open). Again to end at once.\n"
+        )
+        threading.Thread(target=self._cancel, daemon=True, name="flowspark-stop").start()
+
+    def _cancel(self) -> None:
+        from pyspark import SparkContext
+
+        while not self.done.is_set():
+            sc = SparkContext._active_spark_context
+            if sc is not None:
+                with contextlib.suppress(Exception):  # the session may be going away: nothing left to cancel
+                    sc.cancelAllJobs()
+            self.done.wait(0.5)
+
+
+_STOP = _Stopper()
 
 
 # ---------------------------------------------------------------- commands
@@ -97,23 +154,34 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
 
     if args.format:
         check_flow_format(args.format)  # fail before Spark starts
+    require_source(args.source)
     spark = spark_for(cfg)
     summary = run_ingest(
         spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.format, force=args.force,
         keep_records=args.keep_records,
     )
     print(summary.text())
+    return _unusable(args.command, summary)
+
+
+def _unusable(command: str, summary: Any) -> int:
+    """3 (with one line saying why) when the objects read gave no record at all, else 0."""
+    why = summary.unusable() if summary is not None else None
+    if why:
+        print(f"flowspark {command}: error: {why}", file=sys.stderr)
+        return 3
     return 0
 
 
 def _ingest_parser(sub: Any) -> None:
     p = sub.add_parser(
         "ingest",
-        help="raw flow logs (folder or S3) -> <lake>/flow_records (Delta), bad lines -> flow_rejects",
+        help="raw flow logs (folder or S3) -> <lake>/flows (merged per 1 h window), flow_records, flow_rejects",
         description=(
             "Read VPC flow logs (text .log/.log.gz with or without a header, any format of versions 2-10; "
-            "or .log.parquet) from a folder or S3 prefix, in the default or Hive-style key layout, and "
-            "append them to <lake>/flow_records. Lines that do not parse go to <lake>/flow_rejects with "
+            "or .log.parquet) from a folder or S3 prefix, in the default or Hive-style key layout; merge "
+            "their records into <lake>/flows (one row per 1 h window and flow key) and keep them in "
+            "<lake>/flow_records (unless --no-keep-records). Lines that do not parse go to <lake>/flow_rejects with "
             "file, line and reason. Objects already ingested (same path, size and modification time) are "
             "skipped and an object rewritten since is read again with its old rows replaced; a run stopped "
             "at any point is completed by the next, and concurrent runs never write an object twice. "
@@ -167,6 +235,8 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     steps = parse_steps(args.steps)
     if "ingest" in steps and not args.source:
         raise ConfigError("--source is needed for the ingest step (or leave ingest out of --steps)")
+    if "ingest" in steps:
+        require_source(args.source)
     if args.window:
         from flowspark.pipelines.dedup import check_window
 
@@ -202,7 +272,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         keep_records=args.keep_records,
     )
     print(summary.text())
-    return 0
+    return _unusable(args.command, summary.ingest)
 
 
 def _run_parser(sub: Any) -> None:
@@ -246,7 +316,7 @@ def _run_parser(sub: Any) -> None:
 def _dedup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "dedup",
-        help="compact flow_records into <lake>/flows: one row per window and flow key, nothing lost",
+        help="rebuild <lake>/flows from flow_records (a repair; other windows or keys with --table)",
         description=(
             "Group the data records (log_status OK) of flow_records by a tumbling window on start (UTC) "
             "and the flow key; sum packets and bytes, count records, keep the first start and last end, "
@@ -434,6 +504,7 @@ def _cmd_ip_ranges(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_classify(args: argparse.Namespace, cfg: Config) -> int:
+    require_local(args.lake, ["flows", "aws_ip_ranges"])
     spark = spark_for(cfg)
     print(classify.run_classify(spark, args.lake, args.date_from, args.date_to).text())
     return 0
@@ -548,6 +619,7 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
     )
     if args.asn_db:
         report.check_asn_db(args.asn_db)  # before Spark starts
+    require_local(args.lake, ["flows"])
     spark = spark_for(cfg)
     summary = report.run_report(spark, cfg, args.lake, args.name, args.date_from, args.date_to, opts, formats, args.out)
     print(summary.text())
@@ -622,9 +694,13 @@ def _interfaces_parser(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowspark",
-        description="AWS VPC Flow Logs -> Delta Lake on PySpark: ingest, dedup, tag, ip-ranges, classify.",
+        description="AWS VPC Flow Logs -> Delta Lake on PySpark. 'flowspark run' is the daily job (ingest, tag, "
+        "classify, reports in one session); each step is a command of its own too.",
         epilog="Run 'flowspark <command> --help' for a command's options. Config: conf/<env>.toml.",
     )
+    from flowspark import __version__
+
+    parser.add_argument("--version", action="version", version=f"flowspark {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     p = sub.add_parser("setup", help="resolve and cache the JVM jars (Delta, hadoop-aws) from Maven Central")
     add_common(p, lake=False, dates=False)
@@ -675,10 +751,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     _VERBOSE[0] = verbose
+    plain = "flowspark: %(levelname)s: %(message)s"  # warnings as plain lines; progress logs with times under -v
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else plain,
     )
+    global _STOP
+    _STOP = _Stopper()
+    _STOP.install()
+    try:
+        code = _main(args, verbose)
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        _STOP.restore()
+    if _STOP.signum is not None:
+        print(
+            f"flowspark {args.command}: interrupted ({signal.Signals(_STOP.signum).name}); rerun to complete it",
+            file=sys.stderr,
+        )
+        return 128 + _STOP.signum
+    return code
+
+
+def _main(args: argparse.Namespace, verbose: bool) -> int:
     try:
         date_from, date_to = getattr(args, "date_from", None), getattr(args, "date_to", None)
         if date_from and date_to and date_from > date_to:  # every command with --from/--to, before Spark
@@ -696,6 +792,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"flowspark {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the job failed: one line with the cause; the trace with -v
+        if _STOP.signum is not None:  # a job cancelled because we were asked to stop: not a failure
+            return 128 + _STOP.signum
         if verbose:
             raise
         message = f"{type(exc).__name__}: {exc}"

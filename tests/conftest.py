@@ -80,7 +80,13 @@ def moto_s3(spark):
 SLOW_FIXTURES = {"generated", "gen_lake", "moto_s3", "sample_lake"}
 
 
+# Tests measured slow (tests/slow.txt: 15 s or more each in a whole-suite run on the CI machine).
+MEASURED_SLOW = tuple(
+    line.strip() for line in (REPO / "tests" / "slow.txt").read_text().splitlines() if line.strip() and not line.startswith("#")
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.startswith(MEASURED_SLOW):
             item.add_marker(pytest.mark.slow)

@@ -380,6 +380,30 @@ def _part_a(spark, lake, part_b) -> tuple[int, int]:
     return rec.count(), rec.where("coalesce(log_status, 'OK') = 'OK'").count()
 
 
+@pytest.mark.slow
+def test_sigterm_stops_the_run_then_a_rerun_equals_a_clean_run(spark, cfg, source, clean_lake, tmp_path):
+    """SIGTERM (how Airflow, EMR and Glue cancel a task) once the run has claimed its objects: the run cancels
+    its Spark jobs and stops with one line and exit 143 (no trace), and the next run makes the lake whole."""
+    import signal
+
+    src, truth, _ = source
+    lake = tmp_path / "lake"
+    proc = _run(src, lake)
+    claimed = lake / tables.INGESTED_FILES / "_delta_log" / "00000000000000000001.json"
+    deadline = time.time() + 300
+    while not claimed.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert claimed.exists(), "the run never claimed its objects"
+    proc.send_signal(signal.SIGTERM)
+    rc, _, err = _wait(proc)
+    assert rc == 143, err[-3000:]
+    assert "flowspark ingest: interrupted (SIGTERM); rerun to complete it" in err
+    assert "Traceback" not in err and "Py4J" not in err, err[-3000:]
+    run_ingest(spark, cfg, str(src), str(lake))
+    assert _ledger_states(spark, lake) == {"done": truth["objects"]}
+    _assert_same_lake(spark, lake, clean_lake)
+
+
 def test_hooks_are_off_unless_armed(spark, cfg, source, tmp_path, monkeypatch, caplog):
     """FLOWSPARK_FAULT alone (a variable left in a scheduler's environment) kills nothing, and says so."""
     src, truth, _ = source

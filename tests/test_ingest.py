@@ -335,3 +335,20 @@ def test_cli_ingest_headerless_with_format(spark, samples, tmp_path, capsys):
     assert code == 0, out
     assert "rows written   4" in out and "OK" in out
     shutil.rmtree(src)
+
+
+def test_a_misspelt_header_field_is_named_in_the_summary(spark, cfg, tmp_path, caplog):
+    """A header with 'srcadr' (for srcaddr): the records go in (srcaddr NULL, the address in extra_fields),
+    and the summary and a warning name the unknown field and the field it is closest to."""
+    src = tmp_path / "src"
+    src.mkdir()
+    header = "version account-id interface-id srcadr dstaddr srcport dstport protocol packets bytes start end action log-status"
+    rows = [f"2 123456789012 eni-a 10.0.0.{i} 10.0.1.1 4915{i} 443 6 1 100 1620140761 1620140821 ACCEPT OK" for i in range(3)]
+    (src / "typo.log").write_text("\n".join([header, *rows]) + "\n")
+    s = run_ingest(spark, cfg, str(src), str(tmp_path / "lake"))
+    assert s.reconciled() and s.rows_written == 3
+    assert s.unknown_fields == {"srcadr": 1}
+    assert "unknown fields srcadr (1 object; srcaddr?)" in s.text()
+    assert any("srcadr (1 object; srcaddr?)" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    got = records_of(spark, str(tmp_path / "lake")).select("srcaddr", F.col("extra_fields")["srcadr"].alias("x"))
+    assert sorted(tuple(r) for r in got.collect()) == [(None, f"10.0.0.{i}") for i in range(3)]

@@ -306,10 +306,25 @@ def _peak_tree_rss(proc: subprocess.Popen) -> tuple[int, float]:
     return peak, time.time() - t0
 
 
+def _cached_object(path: Path, target: int, seed: int) -> int:
+    """write_object's object, made once per machine (a minute of pure Python for 75 MB) and kept under
+    ~/.cache/flowspark/testdata by size and seed, with its record count; copied to `path`."""
+    cache = Path.home() / ".cache" / "flowspark" / "testdata"
+    obj, count = cache / f"object-{target}-{seed}.log.gz", cache / f"object-{target}-{seed}.records"
+    if not (obj.exists() and count.exists()):
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_suffix(f".{os.getpid()}.tmp")
+        n = write_object(tmp, target, seed)
+        tmp.replace(obj)
+        count.write_text(str(n))
+    shutil.copyfile(obj, path)
+    return int(count.read_text())
+
+
 def _ingest_one_object(tmp: Path, target: int, seed: int) -> tuple[int, float, int, str]:
     src = tmp / "src"
     src.mkdir(parents=True)
-    records = write_object(src / "big.log.gz", target, seed)
+    records = _cached_object(src / "big.log.gz", target, seed)
     env = dict(os.environ)
     env.pop("FLOWSPARK_CONF_DIR", None)
     # The shipped conf/local.toml (local[*], 2 cores here, 2 GB driver) with the plain storage layout: this test
@@ -344,3 +359,24 @@ def test_real_size_object_ingests_with_flat_memory(tmp_path):
         print(f"\n{label}: {size / 2**20:.1f} MiB gzip, {records:,} records, {seconds:.1f} s, peak RSS {peak / 2**20:.0f} MiB")
     assert results["75MB"][0] > 3_000_000
     assert results["75MB"][3] <= 1.2 * results["5MB"][3], results
+
+
+def test_a_source_of_nothing_but_unreadable_objects_exits_3(spark, tmp_path, monkeypatch, capsys):
+    """Plain text named .log.gz, and a file of lines that are no flow log: the run reads them, keeps their
+    reasons, and exits 3 with one line (a scheduled run that got nothing is not a success)."""
+    import flowspark.cli
+
+    monkeypatch.setattr(flowspark.cli, "spark_for", lambda cfg: spark)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.log.gz").write_text("this is not gzip\n")
+    (src / "b.log.gz").write_bytes(b"")
+    assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("flowspark ingest: error: none of the 2 objects read could be read as flow logs")
+    (src / "c.log").write_text("hello world\nsomething else\n")
+    for p in (src / "a.log.gz", src / "b.log.gz"):
+        p.unlink()
+    assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake2")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("flowspark ingest: error: no valid record in the 1 objects read: all 2 record lines")

@@ -161,7 +161,7 @@ def _ungrouped(column: str) -> Column:
 
 # How two rows of one flow combine: the merge of each aggregate (records are counted as 1 per record, then
 # summed). Merging flows with flows (a later run's records of a window that already has rows) uses the same
-# rule, so a day compacted in one run and the same day in 24 hourly runs end in the same rows.
+# rule, so a day compacted in one run and the same day in many runs end in the same rows.
 MERGES: dict[str, str] = {"records": "sum", **{c: ("sum" if h == "sum" else h) for c, h in AGGREGATES.items()}}
 
 

@@ -119,6 +119,25 @@ def _create_if_new(
     builder.execute()
 
 
+# The command that writes each table, for the "run it first" of a missing table.
+WRITTEN_BY = {
+    "flows": "flowspark ingest (or flowspark run)",
+    "flow_records": "flowspark ingest (or flowspark run)",
+    "flow_rejects": "flowspark ingest",
+    "ingested_files": "flowspark ingest",
+    "aws_ip_ranges": "flowspark ip-ranges (or flowspark run --ip-ranges FILE|URL)",
+    "ip_classes": "flowspark classify",
+    "tag_counts": "flowspark tag --lake",
+    "port_protocol_counts": "flowspark tag --lake",
+}
+
+
+def missing_table(lake: str, name: str) -> str:
+    """The one-line message for a table that is not there, naming the command that writes it."""
+    writer = WRITTEN_BY.get(name, f"the job that writes {name!r}")
+    return f"no Delta table at {table_path(lake, name)}: run {writer} first"
+
+
 def table_path(lake: str, name: str) -> str:
     return f"{normalise_uri(lake)}/{name}"
 
@@ -130,7 +149,7 @@ def exists(spark: SparkSession, lake: str, name: str) -> bool:
 def read(spark: SparkSession, lake: str, name: str) -> DataFrame:
     path = table_path(lake, name)
     if not DeltaTable.isDeltaTable(spark, path):
-        raise FileNotFoundError(f"no Delta table at {path}: run the job that writes '{name}' first")
+        raise FileNotFoundError(missing_table(lake, name))
     return spark.read.format("delta").load(path)
 
 
@@ -591,7 +610,7 @@ def live_files(spark: SparkSession, lake: str, name: str) -> DataFrame:
     log_dir = f"{table_path(lake, name)}/_delta_log"
     fs, path = _hadoop_fs(spark, log_dir)
     if not fs.exists(path):
-        raise FileNotFoundError(f"no Delta table at {table_path(lake, name)}: run the job that writes '{name}' first")
+        raise FileNotFoundError(missing_table(lake, name))
     commits: dict[int, str] = {}
     checkpoints: dict[int, dict[int, tuple[str, int]]] = {}
     for st in fs.listStatus(path):

@@ -42,6 +42,29 @@ def check_lake(lake: str) -> None:
         raise ConfigError(f"--lake {lake} is a file; give a folder or s3://bucket/prefix for the Delta tables")
 
 
+def require_local(lake: str, names: list[str]) -> None:
+    """Before Spark starts (seconds, not the JVM's half minute): FileNotFoundError naming the command to run
+    when a local lake lacks one of these tables. Object-store lakes are checked by the job itself."""
+    import os
+
+    from flowspark.edges.tables import missing_table
+
+    if not is_local(lake):
+        return
+    root = to_local_path(os.path.expanduser(lake))
+    for name in names:
+        if not os.path.isdir(os.path.join(root, name, "_delta_log")):
+            raise FileNotFoundError(missing_table(lake, name))
+
+
+def require_source(source: str) -> None:
+    """Before Spark starts: FileNotFoundError for a local source folder or file that is not there."""
+    import os
+
+    if is_local(source) and not os.path.exists(to_local_path(os.path.expanduser(source))):
+        raise FileNotFoundError(f"source folder not found: {source} (give a folder, a file or s3://bucket/prefix)")
+
+
 def spark_log() -> str | None:
     """Where the JVM's output went when the session was quiet (shown with a failure)."""
     path = jvm_log()

@@ -4,7 +4,8 @@ A claim's data records become rows of the flows shape (core.dedup.flow_rows) and
 aggregation (core.dedup.merge_flows: sums, min, max and OR), with the rows flows already holds for the same
 windows; the result replaces exactly those windows (overwrite with replaceWhere on event_date and
 window_start) in one Delta commit made at most once per claim (txnAppId = the claim). So a day ingested in
-one run and the same day in 24 hourly runs, or with an object arriving a day late, end in the same rows.
+one run and the same day in many runs (each bringing part of every hour), or with an object arriving a day
+late, end in the same rows.
 
 Concurrent runs that touch the same windows conflict (each read the windows it replaces) and the loser
 builds its merge again from the table as it now is. The merge is checked after it committed, against the

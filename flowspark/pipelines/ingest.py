@@ -90,6 +90,7 @@ from flowspark.core import lines as ing
 from flowspark.core.schema import (
     DEFAULT_FORMAT,
     EVENT_DATE,
+    FIELDS,
     SOURCE_FILE,
     SOURCE_LINE,
     parse_format,
@@ -141,9 +142,42 @@ class IngestSummary:
     seconds: float = 0.0
     dates: list = field(default_factory=list)  # the event_date days this run wrote rows for (YYYY-MM-DD)
     resumed: list = field(default_factory=list)  # other runs' unfinished claims this run completed
+    # Header field names that are not flow log fields (a typo in a flow log's format, a field newer than this
+    # flowspark): name -> objects. Their values go to extra_fields; the columns they were meant for stay NULL.
+    unknown_fields: dict = field(default_factory=dict)
+
+    def unknown_text(self) -> str:
+        """'srcadr (3 objects; srcaddr?), ...': the unknown names, with the known name each is closest to."""
+        import difflib
+
+        known = [f.aws for f in FIELDS]
+        parts = []
+        for name, n in sorted(self.unknown_fields.items()):
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            parts.append(f"{name} ({n:,} object{'s' if n != 1 else ''}" + (f"; {near[0]}?)" if near else ")"))
+        return ", ".join(parts)
 
     def reconciled(self) -> bool:
         return self.records == self.rows_written + self.rejected
+
+    def unusable(self) -> str | None:
+        """Why a run that read objects got no record out of any of them (every object broken, or every line
+        rejected: not flow logs, or the wrong --format), else None. The CLI exits 3 on it: a scheduled run
+        that read nothing usable is not a success."""
+        if not self.files_read or self.rows_written:
+            return None
+        if self.objects_rejected == self.files_read:
+            first = self.broken[0] if self.broken else ("?", "?", 0)
+            return (
+                f"none of the {self.files_read:,} objects read could be read as flow logs (first: {first[0]}: "
+                f"{first[1]}); their reasons are in ingested_files (problem): check the source prefix"
+            )
+        if self.rejected:
+            return (
+                f"no valid record in the {self.files_read:,} objects read: all {self.rejected:,} record lines were "
+                "rejected (flow_rejects has each reason): check the source prefix, or --format for headerless objects"
+            )
+        return None
 
     def text(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
@@ -166,6 +200,12 @@ class IngestSummary:
             f"{self.rejected:,}: {'OK' if self.reconciled() else 'MISMATCH'}",
             f"  seconds        {self.seconds:.1f} ({rate:,.0f} records/s)",
         ]
+        if self.unknown_fields:
+            lines.insert(
+                5,
+                f"  unknown fields {self.unknown_text()}: not flow log field names; their values are in "
+                "extra_fields and the columns they were meant for are NULL (check the flow log's format)",
+            )
         if self.rewritten:
             lines.insert(
                 5,
@@ -288,19 +328,22 @@ class _Read:
     windows: list[tuple[dt.date, dt.datetime | None]]
     nonnull: set[str]
     totals: tuple[int, int, int]  # data records, packets, bytes
+    unknown: dict[str, list[str]]  # object -> the field names of its header that are not flow log fields
 
 
 def _summarise(rows: list[Any], candidates: list[str]) -> _Read:
     outcome_fields = [f.name for f in ledger.OUTCOME.fields if f.name != "done_at"]
-    outcomes, windows, nonnull = {}, set(), set()
+    outcomes, windows, nonnull, unknown = {}, set(), set(), {}
     totals = [0, 0, 0]
     for r in rows:
         outcomes[r[SOURCE_FILE]] = {k: r[k] for k in outcome_fields}
+        if r["unknown_fields"]:
+            unknown[r[SOURCE_FILE]] = r["unknown_fields"].split(" ")
         windows.update((w["event_date"], _utc(w["window_start"])) for w in r["windows"])
         nonnull.update(c for c in candidates if r[f"nn_{c}"])
         totals = [totals[0] + r["data_records"], totals[1] + r["data_packets"], totals[2] + r["data_bytes"]]
     order = sorted(windows, key=lambda w: (w[0] or dt.date.min, w[1] or dt.datetime.min))
-    return _Read(outcomes, order, nonnull, tuple(totals))  # type: ignore[arg-type]
+    return _Read(outcomes, order, nonnull, tuple(totals), unknown)  # type: ignore[arg-type]
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -385,6 +428,9 @@ def _count(part: IngestSummary, objs: list[SourceFile], read: _Read) -> None:
     part.objects_rejected = len(part.broken)
     part.files_without_records = sum(1 for o in read.outcomes.values() if not o["records"] and not o["problem"])
     part.dates = sorted({d.isoformat() for o in read.outcomes.values() for d in (o["days"] or [])})
+    for names in read.unknown.values():
+        for name in names:
+            part.unknown_fields[name] = part.unknown_fields.get(name, 0) + 1
 
 
 def _reconcile(run: Run, claim_id: str, part: IngestSummary, n_objects: int, n_read: int) -> None:
@@ -445,6 +491,8 @@ def _add(total: IngestSummary, part: IngestSummary) -> None:
         setattr(total, k, getattr(total, k) + v)
     total.broken = sorted([*total.broken, *part.broken])
     total.dates = sorted({*total.dates, *part.dates})
+    for name, n in part.unknown_fields.items():
+        total.unknown_fields[name] = total.unknown_fields.get(name, 0) + n
     if part.ingest_id != total.ingest_id:
         total.resumed.append(part.ingest_id)
 
@@ -536,4 +584,10 @@ def run_ingest(
     summary.seconds = time.time() - t0
     if not summary.files_read:
         log.info("nothing new to ingest")
+    if summary.unknown_fields:
+        log.warning(
+            "unknown field names in the objects' headers: %s; their values went to extra_fields, the columns "
+            "they were meant for are NULL (check the flow log's format)",
+            summary.unknown_text(),
+        )
     return summary

@@ -16,7 +16,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from pyspark.sql import SparkSession
 
@@ -64,6 +64,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
     total_seconds: float = 0.0
+    ingest: Any = None  # the ingest step's IngestSummary
 
     def text(self) -> str:
         days = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in self.spans if a) or "all dates"
@@ -111,6 +112,7 @@ def run_daily(
         def ingest() -> str:
             nonlocal spans
             s = run_ingest(spark, cfg, source, lake, date_from, date_to, keep_records=keep_records)
+            summary.ingest = s
             touched = [dt.date.fromisoformat(d) for d in s.dates]
             # Later steps work on the days this ingest wrote; with nothing new, on the range asked for.
             if touched:
