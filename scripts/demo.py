@@ -2,8 +2,8 @@
 
 A local EC2 (moto's server on 127.0.0.1) gets the generated VPCs' network interfaces (a NAT gateway's, the load
 balancer's, the database's, instances), the generator writes flow logs that use the ids EC2 gave them, then in one
-Spark session: `flowspark interfaces` (the snapshot of those interfaces), and `flowspark run`: ingest -> dedup -> tag
--> ip-ranges (the bundled file) + classify -> every report (HTML). One line per step with its time; the last line is
+Spark session: `flowspark interfaces` (the snapshot of those interfaces), and `flowspark run`: ingest (records and
+flows) -> tag -> ip-ranges (the bundled file) + classify -> every report (HTML). One line per step with its time; the last line is
 the path of the HTML report. Each run starts afresh in <out>/raw and <out>/lake (EC2 gives new ids every time).
 """
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
 
     def line(step: str, seconds: float, text: str) -> None:
-        print(f"{step:<12} {seconds:6.1f} s  {text}", flush=True)
+        print(f"{step:<12} {seconds:6.1f} s  {text}".rstrip(), flush=True)
 
     t = time.time()
     server, endpoint = start_ec2()
@@ -136,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         nat = planted.get("nat", {}).get("interface_id")
         options = ReportOptions(top_n=cfg.reports.top_n, nat=nat, nat_region=planted.get("region") or None)
 
-        def progress(text: str) -> None:  # "== ingest (84.5 s)" -> one line
-            head = text.splitlines()[0].strip("= ").rstrip(")")
+        def progress(text: str) -> None:  # "== ingest (84.5 s)" + its summary -> one line with what it did
+            lines = text.splitlines()
+            head = lines[0].strip("= ").rstrip(")")
             step, _, secs = head.partition(" (")
-            line(step, float(secs.split()[0]), "")
+            line(step, float(secs.split()[0]), _digest(step, lines[1:]))
 
         summary = run_daily(
             spark, cfg, str(lake), str(raw),
@@ -153,6 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done         {time.time() - t0:6.1f} s  HTML report:")
     print(html[0] if html else "(no HTML report)")
     return 0
+
+
+# The summary lines worth one line in the demo, per step (the words each summary starts them with).
+_KEEP = {
+    "ingest": ("records", "rejected", "flows", "check"),
+    "tag": ("tagged", "check"),
+    "classify": ("addresses",),
+    "reports": ("note",),
+}
+
+
+def _digest(step: str, summary: list[str]) -> str:
+    """A step's summary in one line: its key lines, spaces squeezed ('records 200,000 (NODATA 3...); ...')."""
+    keep = _KEEP.get(step, ())
+    picked = [" ".join(s.split()) for s in summary if s.strip().split(" ", 1)[0] in keep]
+    return "; ".join(picked)[:200]
 
 
 if __name__ == "__main__":
