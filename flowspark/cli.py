@@ -504,7 +504,7 @@ def _cmd_ip_ranges(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_classify(args: argparse.Namespace, cfg: Config) -> int:
-    require_local(args.lake, ["flows", "aws_ip_ranges"])
+    require_local(args.lake, ["aws_ip_ranges", "flows"])
     spark = spark_for(cfg)
     print(classify.run_classify(spark, args.lake, args.date_from, args.date_to).text())
     return 0

@@ -374,7 +374,8 @@ def test_a_source_of_nothing_but_unreadable_objects_exits_3(spark, tmp_path, mon
     assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake")]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("flowspark ingest: error: none of the 2 objects read could be read as flow logs")
-    (src / "c.log").write_text("hello world\nsomething else\n")
+    header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+    (src / "c.log").write_text(f"{header}\n2 123456789012 eni-a 10.0.0.1\nno flow log line here at all\n")
     for p in (src / "a.log.gz", src / "b.log.gz"):
         p.unlink()
     assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake2")]) == 3

@@ -125,7 +125,7 @@ WRITTEN_BY = {
     "flow_records": "flowspark ingest (or flowspark run)",
     "flow_rejects": "flowspark ingest",
     "ingested_files": "flowspark ingest",
-    "aws_ip_ranges": "flowspark ip-ranges (or flowspark run --ip-ranges FILE|URL)",
+    "aws_ip_ranges": "'flowspark ip-ranges'",
     "ip_classes": "flowspark classify",
     "tag_counts": "flowspark tag --lake",
     "port_protocol_counts": "flowspark tag --lake",
