@@ -67,7 +67,7 @@ typecheck: setup ## mypy on the library
 bench: setup ## ingest+dedup benchmark against pandas, DuckDB and plain PySpark (long)
 	$(PY) scripts/bench_dedup.py
 
-package: setup ## dist/: the wheel, a zip for --py-files, a venv-pack archive for --archives (see README, EMR)
+package: setup ## dist/: the wheel, a zip for --py-files, a venv-pack archive for --archives (see docs/operations.md)
 	scripts/package.sh $(PY)
 
 clean: ## remove demo output and caches (keeps .venv and the jar cache)

@@ -29,7 +29,7 @@ DAY = ["--from", "{{ ds }}", "--to", "{{ ds }}"]
 # (task id, job script, its arguments)
 STEPS = [
     ("ingest", "ingest_flow_logs.py", ["--source", SOURCE, "--lake", LAKE, *DAY]),
-    ("tag", "tag_flows.py", ["--lake", LAKE, "--output", "/tmp/tag_counts.csv", *DAY]),
+    ("tag", "tag_flows.py", ["--lake", LAKE, "--out", "/tmp/tag_counts.csv", *DAY]),
     ("ip_ranges", "load_ip_ranges.py", ["--lake", LAKE]),
     ("classify", "classify_addresses.py", ["--lake", LAKE, *DAY]),
     ("reports", "build_reports.py", ["all", "--lake", LAKE, *DAY]),

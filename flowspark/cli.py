@@ -8,13 +8,11 @@ Every command: parse arguments -> load config (fail fast on a bad one) -> create
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -30,10 +28,91 @@ from flowspark.pipelines.common import (
     spark_log,
     with_overrides,
 )
+from flowspark.stopper import Stopper
 
 log = logging.getLogger("flowspark")
 
 Handler = Callable[[argparse.Namespace, Config], int]
+
+
+EXIT_CODES = """\
+exit codes (every command):
+  0    done, or nothing new to do
+  1    the job failed a check (reconciliation, conservation) or an unexpected error (-v for the trace)
+  2    bad arguments, configuration or environment (the cause named; nothing written)
+  3    objects were found and no record could be read from any of them
+  4    the share of rejected lines or objects is above --max-reject-ratio (the rows are written)
+  130  interrupted (Ctrl-C), 143 stopped (SIGTERM): rerun to complete the run"""
+
+EXIT_LINE = (
+    "exit codes: 0 done, 1 a check failed, 2 bad arguments or environment, 3 no record readable, 4 rejects above "
+    "--max-reject-ratio, 130/143 interrupted (the table: flowspark --help)"
+)
+
+OPTIONS = """\
+options mean the same in every command: --input-format the field order of headerless flow logs;
+--format the output format(s) (csv, xlsx, html); --out where outputs go; --ip-ranges the ip-ranges.json
+input; --lake the lake root; --from/--to days (UTC)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Argument errors in one line with the command and where to look, exit 2 (not the whole usage)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: sets the new option's value and records a warning for after parsing."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        notes = list(getattr(namespace, "deprecated", None) or [])
+        notes.append(f"{option} is deprecated here: use {self.new} (it will go in the next release)")
+        namespace.deprecated = notes
+
+
+def _alias(p: Any, old: str, new: str, dest: str, deprecated: bool = True) -> None:
+    """`old` as another spelling of `new` (same dest), hidden from --help; a deprecated one warns."""
+    if deprecated:
+        p.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS)
+    else:
+        p.add_argument(old, dest=dest, help=argparse.SUPPRESS)
+
+
+def _input_format_option(p: Any, alias: bool = True) -> None:
+    p.add_argument(
+        "--input-format",
+        metavar="FIELDS",
+        help="field order of headerless flow logs, as in AWS: 'version account-id interface-id ...' or "
+        "'${version} ...' (default: the v2 default format). Objects with a header line use their header.",
+    )
+    if alias:  # ingest and tag took --format for this before; in run --format is the reports' formats
+        _alias(p, "--format", "--input-format", "input_format")
+
+
+def _max_reject_ratio_option(p: Any) -> None:
+    p.add_argument(
+        "--max-reject-ratio",
+        type=_ratio,
+        metavar="R",
+        help="exit 4 when more than this share (0-1) of the record lines, or of the objects read, was rejected "
+        "(the rows are written and the rejects kept either way; default: no limit)",
+    )
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"not a share between 0 and 1: {text!r}")
+    return value
 
 
 def parse_date(text: str) -> dt.date:
@@ -80,53 +159,7 @@ def spark_for(cfg: Config) -> Any:
     return spark
 
 
-class _Stopper:
-    """Ctrl-C (SIGINT) and SIGTERM (Airflow, EMR and Glue stop a task with it): say so, cancel the running Spark
-    jobs (and any the run starts after: a thread cancels them every half second, outside the signal handler,
-    so no Py4J call is made inside another), and let the run stop at its next Spark job; the command then ends
-    with "interrupted" and 130 (SIGINT) or 143 (SIGTERM). The lake is safe: a claim left open is completed or
-    undone by the next run. A second signal ends the process at once."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.done = threading.Event()
-        self.saved: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.signal(sig, self._handle)
-            self.saved.setdefault(sig, previous)
-
-    def restore(self) -> None:
-        self.done.set()
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
-        self.saved.clear()
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
-            os._exit(128 + signum)
-        self.signum = signum
-        sys.stderr.write(
-            f"flowspark: {signal.Signals(signum).name}: stopping (the running Spark jobs are cancelled; the next "
-            "run completes or undoes what this one left open). Again to end at once.\n"
-        )
-        threading.Thread(target=self._cancel, daemon=True, name="flowspark-stop").start()
-
-    def _cancel(self) -> None:
-        from pyspark import SparkContext
-
-        while not self.done.is_set():
-            sc = SparkContext._active_spark_context
-            if sc is not None:
-                with contextlib.suppress(Exception):  # the session may be going away: nothing left to cancel
-                    sc.cancelAllJobs()
-            self.done.wait(0.5)
-
-
-_STOP = _Stopper()
+_STOP = Stopper()
 
 
 # ---------------------------------------------------------------- commands
@@ -135,10 +168,13 @@ _STOP = _Stopper()
 def cmd_setup(args: argparse.Namespace, cfg: Config) -> int:
     from flowspark.pipelines.common import resolve_jars
 
-    jars = resolve_jars(cfg)
-    print(f"JVM dependencies ready ({len(jars)} jars, cached):")
+    print("flowspark setup: the JVM jars (Delta, hadoop-aws) from Maven Central, cached once", flush=True)
+    jars = resolve_jars(cfg, quiet=not _VERBOSE[0])
     for j in jars:
-        print(f"  {j}")
+        print(f"  {os.path.basename(j)}")
+    folder = os.path.dirname(jars[0]) if jars else "?"
+    log_file = spark_log()
+    print(f"{len(jars)} jars ready in {folder}" + (f" (Ivy's log: {log_file})" if log_file else ""))
     return 0
 
 
@@ -152,24 +188,40 @@ def cmd_packages(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     from flowspark.pipelines.ingest import run_ingest
 
-    if args.format:
-        check_flow_format(args.format)  # fail before Spark starts
+    if args.input_format:
+        check_flow_format(args.input_format)  # fail before Spark starts
     require_source(args.source)
     spark = spark_for(cfg)
     summary = run_ingest(
-        spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.format, force=args.force,
+        spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.input_format, force=args.force,
         keep_records=args.keep_records,
     )
     print(summary.text())
-    return _unusable(args.command, summary)
+    return ingest_exit(args.command, summary, args.max_reject_ratio)
 
 
-def _unusable(command: str, summary: Any) -> int:
-    """3 (with one line saying why) when the objects read gave no record at all, else 0."""
-    why = summary.unusable() if summary is not None else None
+def ingest_exit(command: str, summary: Any, max_ratio: float | None) -> int:
+    """The exit code of a run's ingest, with one line saying why when it is not 0: 3 when the objects read
+    gave no record at all; 4 when the share of rejected record lines or objects is above max_ratio."""
+    if summary is None:
+        return 0
+    why = summary.unusable()
     if why:
         print(f"flowspark {command}: error: {why}", file=sys.stderr)
         return 3
+    if max_ratio is None or not summary.files_read:
+        return 0
+    lines = summary.rejected / summary.records if summary.records else 0.0
+    objects = summary.objects_rejected / summary.files_read
+    if lines > max_ratio or objects > max_ratio:
+        print(
+            f"flowspark {command}: error: rejected {summary.rejected:,} of {summary.records:,} record lines "
+            f"({lines:.1%}) and {summary.objects_rejected:,} of {summary.files_read:,} objects ({objects:.1%}), "
+            f"above --max-reject-ratio {max_ratio:g}: the rows are written; flow_rejects and ingested_files "
+            "(problem) say why",
+            file=sys.stderr,
+        )
+        return 4
     return 0
 
 
@@ -189,11 +241,8 @@ def _ingest_parser(sub: Any) -> None:
         ),
     )
     p.add_argument("--source", required=True, help="folder, file, or s3://bucket/prefix (s3a:// works too)")
-    p.add_argument(
-        "--format",
-        help="format of headerless files, as in AWS: 'version account-id interface-id ...' or '${version} ...' "
-        "(default: the v2 default format). Files with a header line always use their header.",
-    )
+    _input_format_option(p)
+    _max_reject_ratio_option(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -221,6 +270,7 @@ def cmd_dedup(args: argparse.Namespace, cfg: Config) -> int:
     key = check_key(args.key.split(",")) if args.key else None
     if args.window:
         check_window(args.window)
+    require_local(args.lake, ["flow_records"])
     spark = spark_for(cfg)
     summary = run_dedup(
         spark, cfg, args.lake, args.date_from, args.date_to, args.window, key, args.bidirectional, table=args.table
@@ -237,18 +287,15 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         raise ConfigError("--source is needed for the ingest step (or leave ingest out of --steps)")
     if "ingest" in steps:
         require_source(args.source)
+    if args.input_format:
+        check_flow_format(args.input_format)
     if args.window:
         from flowspark.pipelines.dedup import check_window
 
         check_window(args.window)
     from flowspark.pipelines.report import FORMATS, ReportOptions
 
-    formats = tuple(f.strip() for f in args.report_format.split(",") if f.strip()) if args.report_format else ()
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ConfigError(f"unknown --report-format {', '.join(bad)}; choose from {', '.join(FORMATS)}")
-    if formats and not args.out:
-        raise ConfigError("--report-format needs --out DIR (the folder the files go to)")
+    formats = _formats(args.format, FORMATS, args.out)
     options = ReportOptions(top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db)
     if args.asn_db:
         from flowspark.pipelines.report import check_asn_db
@@ -270,9 +317,21 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         options,
         progress=lambda text: print(text, flush=True),
         keep_records=args.keep_records,
+        fmt=args.input_format,
     )
     print(summary.text())
-    return _unusable(args.command, summary.ingest)
+    return ingest_exit(args.command, summary.ingest, args.max_reject_ratio)
+
+
+def _formats(text: str | None, known: tuple[str, ...], out: str | None) -> tuple[str, ...]:
+    """--format a,b -> the output formats, each known, with --out given (ConfigError otherwise)."""
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in (text or "").split(",") if f.strip()))
+    bad = [f for f in formats if f not in known]
+    if bad:
+        raise ConfigError(f"unknown --format {', '.join(bad)}; choose from {', '.join(known)}")
+    if formats and not out:
+        raise ConfigError("--format needs --out DIR (the folder the files go to)")
+    return formats
 
 
 def _run_parser(sub: Any) -> None:
@@ -302,10 +361,11 @@ def _run_parser(sub: Any) -> None:
         metavar="URL|FILE|S3",
         help="load this ip-ranges.json before classify (default: use the aws_ip_ranges already in the lake)",
     )
-    p.add_argument(
-        "--report-format", metavar="csv,xlsx,html", help="also write the reports as these files into --out"
-    )
-    p.add_argument("--out", metavar="DIR", help="folder for the report files (with --report-format)")
+    _input_format_option(p, alias=False)
+    _max_reject_ratio_option(p)
+    p.add_argument("--format", metavar="csv,xlsx,html", help="also write the reports as these files into --out")
+    _alias(p, "--report-format", "--format", "format")
+    p.add_argument("--out", metavar="DIR", help="folder for the report files (with --format)")
     p.add_argument("--nat", metavar="ENI|IP", help="the NAT gateway interface (eni-...) or address for the NAT cost")
     p.add_argument("--nat-region", metavar="REGION", help="the NAT gateway's region (for the endpoint saving)")
     p.add_argument("--asn-db", metavar="FILE", help="offline MaxMind-format ASN database (.mmdb): label Internet peers")
@@ -329,7 +389,7 @@ def _dedup_parser(sub: Any) -> None:
     p.add_argument("--window", help="window on start: 10m, 1h (default, from config), 1d, or none")
     p.add_argument(
         "--key",
-        help="flow key columns, comma-separated (default: [dedup] key of the config, else the notebook's "
+        help="flow key columns, comma-separated (default: [dedup] key of the config, else the default "
         "flow key: see README, dedup)",
     )
     p.add_argument(
@@ -353,12 +413,12 @@ _DESCRIPTION = """\
 Tag VPC flow log records by (dstport, protocol) from a lookup table and count them.
 
 Single-file mode (--flow-log; no Spark, no JVM) reads text flow logs (plain or .gz; a header line
-gives the field order, otherwise the default v2 format or --format) and writes the report.
+gives the field order, otherwise the default v2 format or --input-format) and writes the report.
 Lake mode (--lake) tags <lake>/flow_records through a broadcast join and replaces the date range
 in the Delta tables <lake>/port_protocol_counts and <lake>/tag_counts (per event_date: records,
 bytes, and flows when <lake>/flows exists), then writes the same report.
 
-The report (--output, '-' for stdout) is a CSV file in two sections:
+The report (--out, '-' for stdout) is a CSV file in two sections:
   Tag Counts:                          tags by count descending, then tag name; Untagged last
   Tag,Count
   ...
@@ -389,7 +449,8 @@ record rules (the same rule table as 'flowspark ingest'):
 lake mode: --from/--to select event_date days (default: all) and only those days are replaced in
   the tables, so reruns are idempotent. --count flows needs <lake>/flows (run dedup first).
 
-exit codes: 0 done, 1 the job failed, 2 bad arguments, missing files, or --strict lookup errors.
+exit codes: 0 done, 1 the job failed, 2 bad arguments, missing files, or --strict lookup errors
+  (the table of every command: flowspark --help).
 """
 
 
@@ -431,24 +492,27 @@ def _print_summary_file(result: tag.FileTagResult, output: str, limit: int, err:
 def cmd_tag(args: argparse.Namespace, cfg: Config) -> int:
     if args.max_report < 0:
         raise ConfigError("--max-report must be 0 or more")
+    if not args.out:
+        raise ConfigError("--out FILE is required: the report CSV to write ('-' for stdout)")
     if args.flow_log:
         if args.date_from or args.date_to:
             raise ConfigError("--from/--to apply to --lake only")
         if args.count == "flows":
             raise ConfigError("--count flows needs --lake (the flows table); single-file mode counts records or bytes")
-        fmt = check_flow_format(args.format) if args.format else None
+        fmt = check_flow_format(args.input_format) if args.input_format else None
         lookup = tag.read_lookup(args.lookup, strict=args.strict, limit=args.max_report)
         result = tag.tag_files(args.flow_log, lookup, args.count, fmt, max_issues=max(args.max_report, 1000))
         tag.write_output(
-            args.output, lambda fh: tag.write_report(fh, result.tag_rows, result.port_rows, result.measure)
+            args.out, lambda fh: tag.write_report(fh, result.tag_rows, result.port_rows, result.measure)
         )
-        _print_summary_file(result, args.output, args.max_report, sys.stderr)
+        _print_summary_file(result, args.out, args.max_report, sys.stderr)
         return 0
-    if args.format:
-        raise ConfigError("--format applies to --flow-log only (the lake is already parsed)")
+    if args.input_format:
+        raise ConfigError("--input-format applies to --flow-log only (the lake is already parsed)")
     lookup = tag.read_lookup(args.lookup, strict=args.strict, limit=args.max_report)  # fail before Spark starts
+    require_local(args.lake, ["flow_records"])
     spark = spark_for(cfg)
-    summary = tag.run_tag_lake(spark, args.lake, lookup, args.date_from, args.date_to, args.count, args.output)
+    summary = tag.run_tag_lake(spark, args.lake, lookup, args.date_from, args.date_to, args.count, args.out)
     print(summary.text(args.max_report), file=sys.stderr)
     return 0
 
@@ -471,14 +535,15 @@ def _tag_parser(sub: Any) -> None:
         metavar="FILE",
         help="lookup CSV/TSV: port,protocol,tag (default: conf/lookup_default.csv)",
     )
-    p.add_argument("--output", required=True, metavar="FILE", help="report CSV to write ('-' for stdout)")
+    p.add_argument("--out", metavar="FILE", help="report CSV to write ('-' for stdout); required")
+    _alias(p, "--output", "--out", "out", deprecated=False)
     p.add_argument(
         "--count",
         choices=tag.MEASURES,
         default="records",
         help="what the report counts: records (default), bytes, or flows (lake mode, needs <lake>/flows)",
     )
-    p.add_argument("--format", help="field order of headerless files (default: the v2 default format)")
+    _input_format_option(p)
     p.add_argument("--strict", action="store_true", help="exit 2 if the lookup has invalid or conflicting rows")
     p.add_argument(
         "--max-report",
@@ -496,10 +561,10 @@ def _tag_parser(sub: Any) -> None:
 
 def _cmd_ip_ranges(args: argparse.Namespace, cfg: Config) -> int:
     parsed = None
-    if ipranges.readable_without_spark(args.source):
-        parsed = ipranges.read_ip_ranges(None, args.source)  # fail before Spark starts
+    if ipranges.readable_without_spark(args.ip_ranges):
+        parsed = ipranges.read_ip_ranges(None, args.ip_ranges)  # fail before Spark starts
     spark = spark_for(cfg)
-    print(ipranges.load_ip_ranges(spark, args.source, args.lake, parsed).text())
+    print(ipranges.load_ip_ranges(spark, args.ip_ranges, args.lake, parsed).text())
     return 0
 
 
@@ -522,10 +587,12 @@ def _ipranges_parsers(sub: Any) -> None:
         ),
     )
     p.add_argument(
-        "--source",
+        "--ip-ranges",
         default=ipranges.DEFAULT_SOURCE,
+        metavar="URL|FILE|S3",
         help=f"URL, local file or s3://bucket/key of ip-ranges.json (default: {ipranges.DEFAULT_SOURCE})",
     )
+    _alias(p, "--source", "--ip-ranges", "ip_ranges")
     add_common(p, dates=False)
     p.set_defaults(handler=_cmd_ip_ranges)
 
@@ -606,12 +673,7 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
     from flowspark.pipelines import report
 
     report.report_names(args.name)  # fail before Spark starts
-    formats = tuple(dict.fromkeys(f.strip() for f in (args.format or "").split(",") if f.strip()))
-    bad = [f for f in formats if f not in report.FORMATS]
-    if bad:
-        raise ConfigError(f"unknown --format {', '.join(bad)}; choose from {', '.join(report.FORMATS)}")
-    if formats and not args.out:
-        raise ConfigError("--format needs --out DIR (the folder the files go to)")
+    formats = _formats(args.format, report.FORMATS, args.out)
     if args.top is not None and args.top < 1:
         raise ConfigError("--top must be at least 1")
     opts = report.ReportOptions(
@@ -642,7 +704,7 @@ def _report_parser(sub: Any) -> None:
             "--out the files are written too; html is one self-contained file that opens offline."
         ),
     )
-    p.add_argument("name", help="north-south | runts | talkers | hunt | all")
+    p.add_argument("name", metavar="NAME", help="north-south | runts | talkers | hunt | all")
     p.add_argument("--format", help="files to write: csv, xlsx, html (comma-separated), into --out")
     p.add_argument("--out", metavar="DIR", help="folder for the --format files")
     p.add_argument("--top", type=int, metavar="N", help="top N rows of each ranking (default: [reports] top_n)")
@@ -692,11 +754,13 @@ def _interfaces_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="flowspark",
-        description="AWS VPC Flow Logs -> Delta Lake on PySpark. 'flowspark run' is the daily job (ingest, tag, "
-        "classify, reports in one session); each step is a command of its own too.",
-        epilog="Run 'flowspark <command> --help' for a command's options. Config: conf/<env>.toml.",
+        description="AWS VPC Flow Logs -> Delta Lake on PySpark. 'flowspark run' is the daily job (ingest, tag,\n"
+        "classify, reports in one session); each step is a command of its own too. Commands:",
+        epilog=f"{OPTIONS}\n\n{EXIT_CODES}\n\nRun 'flowspark <command> --help' for a command's options. "
+        "Config: conf/<env>.toml (or --config FILE).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from flowspark import __version__
 
@@ -720,6 +784,8 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _storage_parsers(sub)
     _interfaces_parser(sub)
+    for command in sub.choices.values():
+        command.epilog = command.epilog or EXIT_LINE
     return parser
 
 
@@ -756,8 +822,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else plain,
     )
+    for note in getattr(args, "deprecated", None) or []:
+        log.warning(note)
     global _STOP
-    _STOP = _Stopper()
+    _STOP = Stopper()
     _STOP.install()
     try:
         code = _main(args, verbose)
@@ -780,7 +848,7 @@ def _main(args: argparse.Namespace, verbose: bool) -> int:
         if date_from and date_to and date_from > date_to:  # every command with --from/--to, before Spark
             raise ConfigError(f"--from {date_from} is after --to {date_to}")
         if getattr(args, "lake", None):
-            check_lake(args.lake)
+            check_lake(args.lake, writes=args.command != "stats")
         cfg = config_from_args(args) if hasattr(args, "env") else load_config("local")
         return int(args.handler(args, cfg))
     except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -11,7 +11,7 @@ Output is byte-for-byte deterministic for a given set of arguments: every file i
 its own random stream derived from ``(seed, flow log, 5-minute slot)`` and gzip is written with
 ``mtime=0``, so the number of ``--workers`` does not change a single byte.
 
-Only the standard library and numpy are needed (pyarrow only for ``--output parquet``).
+Only the standard library and numpy are needed (pyarrow only for ``--format parquet``).
 
 Traffic model (per flow log; an Internet-facing VPC with a NAT gateway, a load balancer with two
 ENIs, a bastion, a database and app instances; 8-20 ENIs, some with IPv6):
@@ -1269,7 +1269,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "examples:\n"
             "  %(prog)s --out /tmp/gen1m --records 1000000\n"
             "  %(prog)s --out /tmp/hive --layout hive --hourly --log-format mixed\n"
-            "  %(prog)s --out /tmp/pq --output parquet --accounts 1 --regions 1"
+            "  %(prog)s --out /tmp/pq --format parquet --accounts 1 --regions 1"
         ),
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (the S3 bucket root)")
@@ -1283,7 +1283,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layout", choices=["default", "hive"], default="default",
                    help="S3 key layout: AWS default prefixes or Hive-compatible prefixes")
     p.add_argument("--hourly", action="store_true", help="hourly partitions (adds HH/ or hour=HH/)")
-    p.add_argument("--output", choices=["text", "parquet"], default="text",
+    p.add_argument("--format", "--output", dest="output", choices=["text", "parquet"], default="text",
                    help="text (.log.gz) or AWS Parquet (.log.parquet, needs pyarrow)")
     p.add_argument("--log-format", choices=["default", "custom", "mixed"], default="default",
                    help="default v2 format, a custom v5 format (other field order + extra fields), "

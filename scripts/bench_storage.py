@@ -1,15 +1,15 @@
-"""Storage benchmark (issue 14): bytes per record and query times, old layout against the new.
+"""Storage benchmark: bytes per record and query times, old layout against the new.
 
     .venv/bin/python scripts/bench_storage.py --records 10000000 --days 7 --work /tmp/bench_storage
 
 Generates N records over --days days (scripts/generate_flow_logs.py), then for each layout ([storage]
-layout = plain: the layout before issue 14; compact: the current one) runs `flowspark run --steps
+layout = plain: the older layout; compact: the current one) runs `flowspark run --steps
 ingest,dedup` into a lake of its own (the compact run includes its OPTIMIZE step) and measures: the
 seconds of ingest, dedup and optimize; bytes and bytes per record of flow_records and flows (from the
 Delta logs, as `flowspark stats`); and two typical queries, each 3 times (min/median/max seconds): top 10
 talkers (srcaddr by bytes) of one day, and one interface's flows over the whole range (count, bytes). Also
 the gzip input and AWS-style Parquet (the v2 default fields, Spark's default codec) for reference.
-Prints a Markdown table (README, Storage).
+Prints a Markdown table (docs/storage.md).
 """
 
 from __future__ import annotations

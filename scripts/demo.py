@@ -3,8 +3,9 @@
 A local EC2 (moto's server on 127.0.0.1) gets the generated VPCs' network interfaces (a NAT gateway's, the load
 balancer's, the database's, instances), the generator writes flow logs that use the ids EC2 gave them, then in one
 Spark session: `flowspark interfaces` (the snapshot of those interfaces), and `flowspark run`: ingest (records and
-flows) -> tag -> ip-ranges (the bundled file) + classify -> every report (HTML). One line per step with its time; the last line is
-the path of the HTML report. Each run starts afresh in <out>/raw and <out>/lake (EC2 gives new ids every time).
+flows) -> tag -> ip-ranges (the bundled file) + classify -> every report: the HTML, and beside it in <out>/reports
+the CSV (one per section) and XLSX files it refers to for the rows it does not show. One line per step with its
+time; the last line is the path of the HTML report. Each run starts afresh in <out>/raw and <out>/lake (EC2 gives new ids every time).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_daily(
             spark, cfg, str(lake), str(raw),
             ip_ranges=str(REPO / "data" / "ip-ranges-2020-04-01.json"),  # the bundled copy: no network needed
-            report_formats=("html",), report_dir=str(reports), report_options=options, progress=progress,
+            report_formats=("csv", "xlsx", "html"), report_dir=str(reports), report_options=options, progress=progress,
         )
     finally:
         spark.stop()

@@ -146,7 +146,7 @@ def test_s3_errors_are_one_line_naming_the_cause(tmp_path):
         if pyspark.__version__.startswith("3."):
             # Spark 3.5's hadoop-aws 3.3.4 (AWS SDK v1) starts with HEAD requests, which this IAM-enforcing
             # server answers 403 even for the admin user, for a missing bucket and for a missing prefix alike:
-            # flowspark says what S3 said (README, On EMR, Glue, Airflow). hadoop-aws 3.4 (Spark 4) tells
+            # flowspark says what S3 said (docs/operations.md, S3). hadoop-aws 3.4 (Spark 4) tells
             # them apart. Still one line, exit 2, the path, no credentials, nothing written.
             missing = empty = "access denied by S3"
         cases = [

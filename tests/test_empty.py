@@ -49,7 +49,7 @@ def lake(spark, cfg, samples, tmp_path_factory) -> Path:
              end=t + dt.timedelta(days=1, minutes=1), event_date=D2),
     ])
     run_dedup(spark, cfg, str(path))
-    assert main(["ip-ranges", "--source", str(samples / "aws-ip-ranges" / "ip-ranges-2017-07-20.json"),
+    assert main(["ip-ranges", "--ip-ranges", str(samples / "aws-ip-ranges" / "ip-ranges-2017-07-20.json"),
                  "--lake", str(path)]) == 0
     return path
 
@@ -95,14 +95,14 @@ def test_dedup_of_a_day_without_traffic_counts_its_statuses(spark, cfg, lake):
 @pytest.mark.timeout(120, func_only=True)  # the job itself, not the fixture setup
 def test_tag_of_an_empty_range_ends_at_once(spark, lake, tmp_path, capsys):
     report = tmp_path / "report.csv"
-    assert main(["tag", "--lake", str(lake), *EMPTY, "--output", str(report)]) == 0
+    assert main(["tag", "--lake", str(lake), *EMPTY, "--out", str(report)]) == 0
     err = capsys.readouterr().err
     assert "nothing to do: no records in flow_records dated 2025-01-01 .. 2025-01-02" in err
     assert report.read_text() == (
         "Tag Counts:\nTag,Count\n\nPort/Protocol Combination Counts:\nPort,Protocol,Count\n"
     )
     # a day with only NODATA/SKIPDATA rows has nothing to tag either, and says why
-    assert main(["tag", "--lake", str(lake), "--from", "2024-06-02", "--to", "2024-06-02", "--output", "-"]) == 0
+    assert main(["tag", "--lake", str(lake), "--from", "2024-06-02", "--to", "2024-06-02", "--out", "-"]) == 0
     assert "no taggable records dated 2024-06-02 .. 2024-06-02 (2 records: 2 NODATA/SKIPDATA" in capsys.readouterr().err
     assert not tables.exists(spark, str(lake), tables.TAG_COUNTS)
 

@@ -345,7 +345,7 @@ def test_mixed_format(tmp_path):
 def test_cli(tmp_path):
     py = sys.executable
     h = subprocess.run([py, str(SCRIPT), "--help"], capture_output=True, text=True, check=True)
-    opts = ("--out", "--records", "--seed", "--layout", "--hourly", "--output", "--log-format", "--workers")
+    opts = ("--out", "--records", "--seed", "--layout", "--hourly", "--format", "--log-format", "--workers")
     for opt in opts:
         assert opt in h.stdout
     r = subprocess.run(

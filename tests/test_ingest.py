@@ -311,7 +311,7 @@ def test_hive_layout_parquet_and_custom_formats(spark, cfg, tmp_path):
 
 
 def test_cli_bad_format_fails_before_spark(capsys, tmp_path):
-    code = main(["ingest", "--source", str(tmp_path), "--lake", str(tmp_path / "l"), "--format", "version bogus-field"])
+    code = main(["ingest", "--source", str(tmp_path), "--lake", str(tmp_path / "l"), "--input-format", "version bogus-field"])
     assert code == 2
     assert "unknown flow log field(s) in the format: bogus-field" in capsys.readouterr().err
 

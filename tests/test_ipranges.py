@@ -561,15 +561,15 @@ def test_cli(spark, lake, samples, tmp_path, capsys):
     path, _ = lake
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_synthetic(prefixes=[{"ip_prefix": "44.0.0.0/33", "region": "r", "service": "S"}])))
-    assert main(["ip-ranges", "--source", str(bad), "--lake", str(tmp_path / "lake")]) == 2
+    assert main(["ip-ranges", "--ip-ranges", str(bad), "--lake", str(tmp_path / "lake")]) == 2
     assert "44.0.0.0/33" in capsys.readouterr().err
-    assert main(["ip-ranges", "--source", str(tmp_path / "missing.json"), "--lake", path]) == 2
+    assert main(["ip-ranges", "--ip-ranges", str(tmp_path / "missing.json"), "--lake", path]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["ip-ranges", "--source", str(ip_file(samples, "2020")), "--lake", path]) == 0
+    assert main(["ip-ranges", "--ip-ranges", str(ip_file(samples, "2020")), "--lake", path]) == 0
     assert "already loaded" in capsys.readouterr().out
     older = tmp_path / "older.json"
     older.write_text(json.dumps(_synthetic(syncToken="1550000000", createDate="2019-02-12-19-33-20")))
-    assert main(["ip-ranges", "--source", str(older), "--lake", path]) == 2
+    assert main(["ip-ranges", "--ip-ranges", str(older), "--lake", path]) == 2
     assert "older than the newest loaded" in capsys.readouterr().err
     assert main(["classify", "--lake", path, "--from", "2024-03-02", "--to", "2024-03-01"]) == 2
     assert main(["classify", "--lake", str(tmp_path / "empty")]) == 2

@@ -329,7 +329,7 @@ def _ingest_one_object(tmp: Path, target: int, seed: int) -> tuple[int, float, i
     env.pop("FLOWSPARK_CONF_DIR", None)
     # The shipped conf/local.toml (local[*], 2 cores here, 2 GB driver) with the plain storage layout: this test
     # is about the reader streaming. The compact layout sorts each write task's rows in Spark's execution memory
-    # (spilling to disk beyond it), so its peak grows with the object up to the heap's bound (README, Storage).
+    # (spilling to disk beyond it), so its peak grows with the object up to the heap's bound (docs/storage.md).
     shipped = Path(__file__).resolve().parents[1] / "conf" / "local.toml"
     conf = tmp / "local-plain.toml"
     conf.write_text(shipped.read_text().replace('layout = "compact"', 'layout = "plain"'))
@@ -381,3 +381,12 @@ def test_a_source_of_nothing_but_unreadable_objects_exits_3(spark, tmp_path, mon
     assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake2")]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("flowspark ingest: error: no valid record in the 1 objects read: all 2 record lines")
+    # Exit 4: records were read, but more than --max-reject-ratio of the record lines were rejected (the rows
+    # are written either way; test_cli_options has the cases at and below the ratio).
+    good = "2 123456789012 eni-a 10.0.0.1 10.0.0.2 443 49152 6 10 840 1700000000 1700000060 ACCEPT OK"
+    (src / "d.log").write_text(f"{header}\n{good}\n")
+    argv = ["ingest", "--source", str(src), "--lake", str(tmp_path / "lake3")]
+    assert flowspark.cli.main([*argv, "--max-reject-ratio", "0.5"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("flowspark ingest: error: rejected 2 of 3 record lines (66.7%) and 0 of 2 objects"), err
+    assert spark.read.format("delta").load(str(tmp_path / "lake3" / "flow_records")).count() == 1  # written

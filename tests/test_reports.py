@@ -160,6 +160,68 @@ def test_north_south_keeps_accepted_one_public_side_without_ntp_and_ranks_peers(
     }
 
 
+NTP_SERVER = "162.159.200.1"
+
+
+def test_ntp_sync_is_left_out_in_both_directions(spark):
+    """The request (to port 123) and the reply (from port 123 to the client's ephemeral port) of an NTP
+    exchange are both sync: out of north/south and hunt, counted in the split. Flows to or from port 123
+    that are not NTP-sized (more packets or bytes per record, or TCP) are kept."""
+    rows = [
+        flow("10.0.0.5", CLIENT, 40000, 443, nbytes=5000, packets=10),  # ordinary: kept
+        # our client's sync: request and reply, one record each (1 packet, 76 bytes); out
+        flow("10.0.0.5", NTP_SERVER, 40123, 123, proto=17, nbytes=76),
+        flow(NTP_SERVER, "10.0.0.5", 123, 40123, proto=17, nbytes=76),
+        # a compacted reply flow of 3 such records (3 packets, 228 bytes): out
+        flow(NTP_SERVER, "10.0.0.5", 123, 40124, proto=17, records=3, packets=3, nbytes=228),
+        # a public client syncing with our server 10.0.0.9: its request (inbound) and our reply (outbound): out
+        flow(CLIENT, "10.0.0.9", 40000, 123, proto=17, nbytes=76),
+        flow("10.0.0.9", CLIENT, 123, 40000, proto=17, nbytes=76),
+        # to port 123 but not NTP-sized: 4 packets / 400 bytes, its 2-packet reply, 1 packet of 90 bytes: kept
+        flow("10.0.0.6", NTP_SERVER, 40200, 123, proto=17, packets=4, nbytes=400),
+        flow(NTP_SERVER, "10.0.0.6", 123, 40200, proto=17, packets=2, nbytes=152),
+        flow("10.0.0.7", NTP_SERVER, 40300, 123, proto=17, packets=1, nbytes=90),
+        # TCP to 123, 1 packet of 76 bytes: not udp, kept
+        flow("10.0.0.8", NTP_SERVER, 40400, 123, proto=6, packets=1, nbytes=76),
+    ]
+    cf = cf_of(spark, rows)
+    cols = "peer string, peer_port int, local string, local_port int, direction string, protocol int, packets bigint, bytes bigint"
+    got = R.north_south(cf).select(*[c.split()[0] for c in cols.split(", ")])
+    kept = [
+        (CLIENT, 443, "10.0.0.5", 40000, "outbound", 6, 10, 5000),
+        (NTP_SERVER, 123, "10.0.0.6", 40200, "outbound", 17, 4, 400),
+        (NTP_SERVER, 123, "10.0.0.6", 40200, "inbound", 17, 2, 152),
+        (NTP_SERVER, 123, "10.0.0.7", 40300, "outbound", 17, 1, 90),
+        (NTP_SERVER, 123, "10.0.0.8", 40400, "outbound", 6, 1, 76),
+    ]
+    assert_df_equality(got, spark.createDataFrame(kept, cols), ignore_row_order=True, ignore_nullable=True)
+
+    # hunt leaves out the same flows (oriented client -> server: the 152-byte reply is the response row)
+    hcols = "peer string, local string, direction string, protocol int, port int, request boolean, bytes bigint"
+    hunt_rows = R.hunt_flows(cf).select(*[c.split()[0] for c in hcols.split(", ")])
+    hunt_kept = [
+        (CLIENT, "10.0.0.5", "outbound", 6, 443, True, 5000),
+        (NTP_SERVER, "10.0.0.6", "outbound", 17, 123, True, 400),
+        (NTP_SERVER, "10.0.0.6", "outbound", 17, 123, False, 152),
+        (NTP_SERVER, "10.0.0.7", "outbound", 17, 123, True, 90),
+        (NTP_SERVER, "10.0.0.8", "outbound", 6, 123, True, 76),
+    ]
+    assert_df_equality(hunt_rows, spark.createDataFrame(hunt_kept, hcols), ignore_row_order=True, ignore_nullable=True)
+
+    # the split counts them: outbound 6 flows (2 sync: our request, our server's reply), records 6,
+    # packets 10+1+1+4+1+1 = 18, bytes 5000+76+76+400+90+76 = 5718; inbound 4 flows (3 sync: the two
+    # replies to us, the public client's request), records 1+3+1+1 = 6, packets 1+3+1+2 = 7,
+    # bytes 76+228+76+152 = 532
+    scols = "direction string, action string, flows bigint, records bigint, packets bigint, bytes bigint, ntp_flows bigint"
+    split = [("inbound", "ACCEPT", 4, 6, 7, 532, 3), ("outbound", "ACCEPT", 6, 6, 18, 5718, 2)]
+    assert_df_equality(R.traffic_split(cf), spark.createDataFrame(split, scols), ignore_nullable=True)
+    # with the filter off nothing is counted: ntp_flows is null (unknown), not 0
+    off = [r[:-1] + (None,) for r in split]
+    assert_df_equality(
+        R.traffic_split(cf, R.NtpFilter(enabled=False)), spark.createDataFrame(off, scols), ignore_nullable=True
+    )
+
+
 # ---------------------------------------------------------------- ASN labels (--asn-db)
 
 V6_GOOGLE, V6_HETZNER = "2a00:1450:4001:81c::200e", "2a01:4f8:1c1c::1"
@@ -381,7 +443,6 @@ def test_hunt_flags_exactly_the_planted_patterns(hunted):
         (ADMIN, "inbound", 22): "credential_access",
     }
     assert not hunted[(PAIR, "outbound", 443)].flags and not hunted[(TRIO, "outbound", 443)].flags  # too few
-    assert hunted[(TRIO, "outbound", 443)].beacon_dispersion == 0.0  # as regular as can be, yet too few
     assert not hunted[(CLIENT, "outbound", 443)].flags  # the Poisson host
     assert not hunted[(CLIENT, "inbound", 443)].flags  # the web client
     assert not hunted[(ADMIN, "outbound", 873)].flags  # steady backups
@@ -406,10 +467,18 @@ def test_hunt_evidence_of_the_scan_and_the_exfiltration(hunted):
         6,
     )
     cred = hunted[(ADMIN, "inbound", 22)]
-    assert (cred.accepted_bytes, cred.duration_s) == (5_000_000, 1200)
+    assert (cred.accepted_bytes, cred.longest_session_s) == (5_000_000, 1200)
 
 
-def test_beacon_regularity_is_measured_robustly(hunted):
+@pytest.fixture(scope="module")
+def beacon_measured(spark):
+    """beacon_measures of the hunt rows: every outbound peer/port's raw measures (hunt keeps them on
+    beaconing rows only)."""
+    m = R.beacon_measures(R.hunt_flows(cf_of(spark, _hunt_rows())))
+    return {(r.peer, r.direction, r.port): r for r in m.collect()}
+
+
+def test_beacon_regularity_is_measured_robustly(hunted, beacon_measured):
     b = hunted[(C2, "outbound", 443)]
     # the oracle: the request starts of the rows above, exact medians with numpy's convention
     import numpy as np
@@ -421,8 +490,80 @@ def test_beacon_regularity_is_measured_robustly(hunted):
     assert b.beacon_local == "10.0.2.9" and b.beacon_intervals == 38 == len(gaps)
     assert abs(b.beacon_median_interval_s - med) <= 1  # percentile_approx picks a sample, numpy averages two
     assert abs(b.beacon_dispersion - mad / med) < 0.03 and b.beacon_dispersion < 0.2
-    # the Poisson host's dispersion is far above the threshold
-    assert hunted[(CLIENT, "outbound", 443)].beacon_dispersion > 0.4
+    # the Poisson host's dispersion is far above the threshold; TRIO's is 0 (as regular as can be), yet
+    # its 8 intervals are too few: neither is a beacon, and hunt shows neither measure
+    assert beacon_measured[(CLIENT, "outbound", 443)].beacon_dispersion > 0.4
+    assert (beacon_measured[(TRIO, "outbound", 443)].beacon_intervals, beacon_measured[(TRIO, "outbound", 443)].beacon_dispersion) == (8, 0.0)
+    assert hunted[(CLIENT, "outbound", 443)].beacon_dispersion is None
+
+
+def test_long_sessions_are_measured_per_connection_not_first_to_last_seen(spark):
+    """credential_access's "long session" (cred_min_seconds, 600 s) is the longest accepted connection:
+    two 1-minute logins 5 hours apart (even on the same client port) are two 60 s sessions; one 3-hour
+    flow is a 3-hour session; a connection whose rows follow each other across hour windows is one
+    session. Few flows and few bytes each, so the session length alone decides."""
+    h5, m1 = dt.timedelta(hours=5), 60
+    rows = [
+        # ADMIN: 1-minute logins at 08:00 and 13:00 to 10.0.4.4:22, request and response rows, 2 kB each
+        flow(ADMIN, "10.0.4.4", 51000, 22, packets=20, nbytes=2000, secs=m1),
+        flow("10.0.4.4", ADMIN, 22, 51000, packets=20, nbytes=2000, secs=m1),
+        flow(ADMIN, "10.0.4.4", 51000, 22, packets=20, nbytes=2000, start=T0 + h5, secs=m1),
+        flow("10.0.4.4", ADMIN, 22, 51000, packets=20, nbytes=2000, start=T0 + h5, secs=m1),
+        # PAIR: one flow of 3 hours (10 800 s) to 10.0.4.5:22, 30 kB
+        flow(PAIR, "10.0.4.5", 52000, 22, packets=300, nbytes=30_000, secs=3 * 3600),
+        # TRIO: one RDP connection (client port 53000) in three hour windows, its rows 30 s and 15 s apart:
+        # one session 08:00:00 -> 10:20:00 = 8 400 s; the same ports again at 15:00 for a minute: another
+        flow(TRIO, "10.0.4.6", 53000, 3389, packets=100, nbytes=100_000, secs=3570),  # 08:00:00-08:59:30
+        flow("10.0.4.6", TRIO, 3389, 53000, packets=50, nbytes=50_000, secs=3580),  # 08:00:00-08:59:40
+        flow(TRIO, "10.0.4.6", 53000, 3389, packets=100, nbytes=100_000, start=T0 + dt.timedelta(seconds=3610), secs=3580),
+        flow(TRIO, "10.0.4.6", 53000, 3389, packets=100, nbytes=100_000, start=T0 + dt.timedelta(seconds=7205), secs=1195),
+        flow(TRIO, "10.0.4.6", 53000, 3389, packets=10, nbytes=1000, start=T0 + dt.timedelta(hours=7), secs=m1),
+        # DNS: one rejected attempt: no accepted flow, no session
+        flow(DNS, "10.0.4.4", 51001, 22, packets=3, nbytes=180, action="REJECT"),
+    ]
+    h = R.hunt(R.hunt_flows(cf_of(spark, rows)))
+    cols = (
+        "peer string, port int, accepted_flows bigint, accepted_bytes bigint, first_seen timestamp, "
+        "last_seen timestamp, longest_session_s bigint, credential_access boolean, evidence string"
+    )
+    got = h.select(*[c.split()[0] for c in cols.split(", ")])
+    at = lambda seconds: T0 + dt.timedelta(seconds=seconds)  # noqa: E731
+    expected = [
+        # seen from 08:00:00 to 13:01:00 (18 060 s), but its longest session is 60 s: not flagged
+        (ADMIN, 22, 4, 8000, T0, at(5 * 3600 + 60), 60, False, ""),
+        (PAIR, 22, 1, 30_000, T0, at(10_800), 10_800, True,
+         "1 accepted flow(s) to port 22, 30,000 bytes accepted, longest session 3.0 h"),
+        # 3 x 100 000 + 50 000 + 1 000 = 351 000 bytes; 8 400 s = 2.33 h
+        (TRIO, 3389, 5, 351_000, T0, at(7 * 3600 + 60), 8400, True,
+         "5 accepted flow(s) to port 3389, 351,000 bytes accepted, longest session 2.3 h"),
+        (DNS, 22, 0, 0, T0, T0, None, False, ""),
+    ]
+    assert_df_equality(got, spark.createDataFrame(expected, cols), ignore_row_order=True, ignore_nullable=True)
+
+
+def test_beacon_columns_only_on_beaconing_rows(hunted):
+    """The exfiltration row, the Poisson host, the too-few callers and every inbound row have no beacon
+    measures: null, not numbers that describe no finding."""
+    got = sorted(
+        (k[0], k[1], k[2], r.flags, r.beacon_local, r.beacon_intervals,
+         r.beacon_median_interval_s is not None, r.beacon_dispersion is not None)
+        for k, r in hunted.items()
+    )
+    none = (None, None, False, False)
+    assert got == sorted(
+        [
+            (C2, "outbound", 443, "beaconing", "10.0.2.9", 38, True, True),
+            (DROP, "outbound", 443, "exfiltration", *none),
+            (CLIENT, "outbound", 443, "", *none),
+            (ADMIN, "outbound", 873, "", *none),
+            (PAIR, "outbound", 443, "", *none),
+            (TRIO, "outbound", 443, "", *none),
+            (SCANNER, "inbound", 23, "scanning", *none),
+            (ADMIN, "inbound", 22, "credential_access", *none),
+            (CLIENT, "inbound", 443, "", *none),
+            (DNS, "inbound", 22, "", *none),
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -493,6 +634,72 @@ def test_nat_cost_to_s3_with_its_arithmetic(spark):
     assert src == {APP: (3_000_000_000, 2_000_000_000, 3_000_000_000), "10.0.5.6": (500_000_000, 0, 0)}
 
 
+def test_nat_aws_bytes_is_null_without_pkt_addresses(spark):
+    """Without pkt-dstaddr/pkt-srcaddr in the NAT's flow log, which AWS service the instance legs reached is
+    unknown: aws_bytes is null (the report says why), not 0."""
+    rows = [r[:16] + (None,) + r[17:] for r in _nat_rows()]  # pkt_dstaddr (field 16) gone
+    sel = R.through(cf_of(spark, rows), interface_id=NAT_ENI)
+    cols = (
+        "rank int, source string, flows bigint, bytes_to_nat bigint, bytes_from_nat bigint, aws_bytes bigint, "
+        "bytes bigint"
+    )
+    g = 1_000_000_000
+    # APP: 3 GB to the NAT + 2 GB back = 5 GB in 2 legs; 10.0.5.6: 0.5 GB to the NAT
+    expected = [(1, APP, 2, 3 * g, 2 * g, None, 5 * g), (2, "10.0.5.6", 1, g // 2, 0, None, g // 2)]
+    assert_df_equality(
+        R.nat_sources(sel), spark.createDataFrame(expected, cols), ignore_row_order=True, ignore_nullable=True
+    )
+
+
+# ---------------------------------------------------------------- why a column is blank
+
+
+NO_SNAPSHOT = "no interfaces snapshot in the lake: run 'flowspark interfaces' to name the resources"
+NOT_IN_SNAPSHOT = "the address is on no interface of the latest 'flowspark interfaces' snapshot"
+NO_ASN_DB = "no --asn-db given (a MaxMind-format ASN .mmdb adds asn and asn_org)"
+AWS_LEFT_OUT = "peers in AWS's prefixes are left out of hunt ([reports] exclude_aws_peers; --ip keeps them)"
+BEACON_ONLY = "only on beaconing rows"
+OUTBOUND_ONLY = "outbound rows only: what our side sent"
+PEAK = ["peak_hour", "peak_hour_bytes_out", "active_hours", "baseline_hour_bytes_out"]
+BEACON = ["beacon_local", "beacon_intervals", "beacon_median_interval_s", "beacon_dispersion"]
+
+
+def test_column_notes_name_the_blank_columns_and_why():
+    """A reason is kept for the columns of it that are absent from the section or null in a row written;
+    a column with a value on every row gets none."""
+    reasons = R.blank_reasons()  # the defaults: NTP filter on, no --asn-db, no snapshot, AWS peers left out
+    assert "north_south/split" not in reasons  # ntp_flows is counted
+    hunt_cols = ["flags", "peer", "peer_aws_service", *BEACON, *PEAK, "longest_session_s", "evidence"]
+    beacon_row = dict.fromkeys(hunt_cols, 1) | {"peer_aws_service": None}
+    inbound_row = dict.fromkeys(hunt_cols, 1) | {"peer_aws_service": None, "beacon_local": None, "peak_hour": None}
+    assert R.column_notes(reasons["hunt/peers"], hunt_cols, [beacon_row, inbound_row]) == [
+        {"columns": ["asn", "asn_org"], "why": NO_ASN_DB},  # absent
+        {"columns": ["peer_aws_service"], "why": AWS_LEFT_OUT},
+        {"columns": ["beacon_local"], "why": BEACON_ONLY},  # the other beacon columns have values
+        {"columns": ["beacon_local_resource"], "why": NO_SNAPSHOT},  # absent
+        {"columns": ["peak_hour"], "why": OUTBOUND_ONLY},
+    ]
+    assert R.column_notes(reasons["talkers/top_sources"], ["rank", "address", "bytes"], []) == [
+        {"columns": ["resource"], "why": NO_SNAPSHOT}
+    ]
+    # with a snapshot: nothing to say when every address has its resource, the reason when one has none
+    snap = R.blank_reasons(interfaces=True)["talkers/top_sources"]
+    assert R.column_notes(snap, ["address", "resource"], [{"address": "10.0.0.1", "resource": "i-1 (instance)"}]) == []
+    assert R.column_notes(snap, ["address", "resource"], [{"address": "8.8.8.8", "resource": None}]) == [
+        {"columns": ["resource"], "why": NOT_IN_SNAPSHOT}
+    ]
+    # the NTP filter off: ntp_flows is null, and says why; --asn-db and --ip change the hunt reasons
+    off = R.blank_reasons(ntp=R.NtpFilter(enabled=False))["north_south/split"]
+    assert R.column_notes(off, ["direction", "ntp_flows"], [{"direction": "inbound", "ntp_flows": None}]) == [
+        {"columns": ["ntp_flows"], "why": "NTP sync not counted: [reports] ntp_filter = false"}
+    ]
+    labelled = R.blank_reasons(asn_db=True, ip=CLIENT)["hunt/peers"]
+    assert labelled[:2] == [
+        (("asn", "asn_org"), "not in the ASN database given with --asn-db"),
+        (("peer_aws_service",), "the peer is not in AWS's published prefixes"),
+    ]
+
+
 # ---------------------------------------------------------------- config
 
 
@@ -530,24 +737,46 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
     # hunt: AWS peers left out; the 4 flagged peer/ports and the top 5 by bytes (backups 1.2 GB, the exfil,
     # the SSH session, the beacon, the web client: 3 of them flagged) = 6 rows
     assert s.rows["hunt/peers"] == 6 and s.rows["talkers/nat_services"] == 3
+    # other tests of this module write other ranges into the same lake, before or after this one (random
+    # order): this range's rows only
+    def this_range(df):
+        return df.where(F.col("date_from") == day)
+
     peers = tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at")
-    first = spark.createDataFrame(peers.collect(), peers.schema)  # a snapshot, not a lazy re-read
-    assert first.where(F.col("date_from") != day).count() == 0
+    first = spark.createDataFrame(this_range(peers).collect(), peers.schema)  # a snapshot, not a lazy re-read
+    assert first.count() == 6 and first.where(F.col("date_to") != day).count() == 0
     # no interfaces snapshot and no --asn-db: the sections as they were, no label columns
     assert "resource" not in tables.read(spark, report_lake, "reports/talkers/top_sources").columns
     assert "asn" not in tables.read(spark, report_lake, "reports/north_south/top_peers").columns
+    # ...and the notes say why, with what is blank: hunt's 6 rows have no AWS peer, 5 are not beacons, 3
+    # are inbound (the scan, the SSH session, the web client), every one has an accepted flow; the NAT's
+    # sources have pkt-dstaddr and its services no INTERNET row
+    assert s.column_notes == {
+        "north_south/top_peers": [{"columns": ["asn", "asn_org"], "why": NO_ASN_DB}],
+        "talkers/top_sources": [{"columns": ["resource"], "why": NO_SNAPSHOT}],
+        "talkers/top_destinations": [{"columns": ["resource"], "why": NO_SNAPSHOT}],
+        "talkers/nat_services": [{"columns": ["nat_resource"], "why": NO_SNAPSHOT}],
+        "talkers/nat_sources": [{"columns": ["resource"], "why": NO_SNAPSHOT}],
+        "hunt/peers": [
+            {"columns": ["asn", "asn_org"], "why": NO_ASN_DB},
+            {"columns": ["peer_aws_service"], "why": AWS_LEFT_OUT},
+            {"columns": BEACON, "why": BEACON_ONLY},
+            {"columns": ["beacon_local_resource"], "why": NO_SNAPSHOT},
+            {"columns": PEAK, "why": OUTBOUND_ONLY},
+        ],
+    }
 
     def same(a, b):  # floats summed in another order may differ in the last bit
         assert_approx_df_equality(a, b, 1e-9, ignore_row_order=True)
 
     # the same range again replaces its rows: the table is as after one run
     run_report(spark, cfg, report_lake, "hunt", day, day, opts)
-    same(tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at"), first)
+    same(this_range(tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at")), first)
     # another range adds its own rows and leaves these
     run_report(spark, cfg, report_lake, "hunt", None, None, opts)
     again = tables.read(spark, report_lake, "reports/hunt/peers").drop("computed_at")
     assert again.where(F.col("date_from").isNull()).count() > 0
-    same(again.where(F.col("date_from") == day), first)
+    same(this_range(again), first)
 
     files = {Path(f).name for f in s.files}
     assert {"north_south_top_peers.csv", "hunt_peers.csv", "flowspark_all.xlsx", "flowspark_all.html"} <= files
@@ -577,7 +806,7 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
         assert heading in html, heading
     assert html.count("<svg") >= 5
     # self-contained: no script, no stylesheet or image fetched from anywhere
-    assert "<script" not in html and "<link" not in html and 'src="http' not in html and "url(http" not in html
+    assert "<script src" not in html and "<link" not in html and 'src="http' not in html and "url(http" not in html
     # the cost: S3 us-east-1 $0.225 + DynamoDB $0.045 + S3 us-west-2 $0.009 = $0.279, saving $0.27
     assert "beaconing" in html and C2 in html and "$0.28" in html and "$0.27" in html
 
@@ -609,7 +838,21 @@ def test_reports_name_the_resource_of_interfaces_and_the_asn_of_peers(spark, cfg
     tables.append_snapshot(spark.createDataFrame(snap, SCHEMA), lake, tables.INTERFACES)
     db = make_mmdb(tmp_path / "asn.mmdb")
     opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1", asn_db=db)
-    run_report(spark, cfg, lake, "all", None, None, opts, ("html",), str(tmp_path / "out"))
+    s = run_report(spark, cfg, lake, "all", None, None, opts, ("html",), str(tmp_path / "out"))
+    # blank for a known reason: DROP and SCANNER are in no ASN network; 10.0.3.4 (backups, talkers) and
+    # 10.0.5.6 (a NAT source) are on no interface of the snapshot; hunt's resource of the beacon's host
+    # only on the beacon's row
+    in_db = "not in the ASN database given with --asn-db"
+    assert {k: v for k, v in s.column_notes.items() if k != "hunt/peers"} == {
+        "north_south/top_peers": [{"columns": ["asn", "asn_org"], "why": in_db}],
+        "talkers/top_sources": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}],
+        "talkers/top_destinations": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}],
+        "talkers/nat_sources": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}],
+    }
+    assert s.column_notes["hunt/peers"][0] == {"columns": ["asn", "asn_org"], "why": in_db}
+    assert {"columns": ["beacon_local_resource"], "why": f"{BEACON_ONLY}; there, {NOT_IN_SNAPSHOT}"} in s.column_notes[
+        "hunt/peers"
+    ]
 
     def section(name):
         return tables.read(spark, lake, f"reports/{name}").drop("computed_at", "date_from", "date_to")
@@ -704,10 +947,12 @@ def test_generated_traffic_holds_each_hunt_pattern(spark, cfg, tmp_path):
     assert {k: f for k, f in flags.items() if k in planted} == planted
     assert {k for k, f in kinds.items() if "beaconing" in f} == {(beacon["peer"], beacon["port"])}
     assert {k for k, f in kinds.items() if "exfiltration" in f} == {(exfil["peer"], exfil["port"])}
-    # the rest is the generator's internet noise probing SSH and RDP (as on any public address): credential
-    # access, and scanning when one peer probes many interfaces; no other port is flagged
+    # the rest is the generator's internet noise (as on any public address): credential access on SSH and
+    # RDP, and scanning when one peer probes many interfaces on one port (its noise probes 22, 23, 3389,
+    # 445, ...: seed 5 has telnet and SMB scanners too, with the rules before and after issue 22's fixes)
     others = {k: f for k, f in kinds.items() if k not in planted}
-    assert all(port in (22, 3389) and f <= {"credential_access", "scanning"} for (_, port), f in others.items())
+    assert all(f <= {"credential_access", "scanning"} for f in others.values())
+    assert all(port in (22, 3389) for (_, port), f in others.items() if "credential_access" in f)
     b = peers.where(F.col("peer") == beacon["peer"]).first()
     assert b.beacon_local == beacon["host"] and abs(b.beacon_median_interval_s - 60) <= 2
     e = peers.where(F.col("peer") == exfil["peer"]).first()

@@ -30,7 +30,7 @@ def tagged_lake(spark, cfg, samples, tmp_path_factory):
     run_ingest(spark, cfg, source=str(src), lake=lake)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flowspark.cli, "spark_for", lambda cfg: spark)  # the session fixture, as it is
-        argv = ["tag", "--lake", lake, "--lookup", str(lookup_file), "--output", str(root / "first.csv")]
+        argv = ["tag", "--lake", lake, "--lookup", str(lookup_file), "--out", str(root / "first.csv")]
         assert flowspark.cli.main(argv) == 0
     return lake
 
@@ -54,7 +54,7 @@ def test_lake_mode_lookup_without_a_valid_row_is_an_error_and_touches_nothing(
         garbage.write_bytes(random.Random(7).randbytes(4000))
     else:
         garbage.write_text("port,protocol,tag\n70000,tcp,x\n25,nope,y\n80,tcp,Untagged\n")
-    argv = ["tag", "--lake", lake, "--lookup", str(garbage), "--output", str(tmp_path / "out.csv")]
+    argv = ["tag", "--lake", lake, "--lookup", str(garbage), "--out", str(tmp_path / "out.csv")]
     assert main(argv + (["--strict"] if strict else [])) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"flowspark tag: error: {garbage}: no valid 'port,protocol,tag' row")

@@ -300,7 +300,7 @@ def test_cli_file_mode_writes_report_and_summary(samples, tmp_path, capsys, monk
     _no_spark(monkeypatch)
     logs, lookup_file = case_paths(samples, "el-michael")
     out = tmp_path / "out.csv"
-    rc = main(["tag", "--flow-log", *logs, "--lookup", str(lookup_file), "--output", str(out)])
+    rc = main(["tag", "--flow-log", *logs, "--lookup", str(lookup_file), "--out", str(out)])
     assert rc == 0
     assert out.read_text() == report_text(*CASES["el-michael"][3:5])
     err = capsys.readouterr().err
@@ -316,7 +316,7 @@ def test_cli_file_mode_default_lookup_and_stdout(samples, capsys, monkeypatch):
 
     _no_spark(monkeypatch)
     logs, _ = case_paths(samples, "exercise")
-    assert main(["tag", "--flow-log", *logs, "--output", "-"]) == 0
+    assert main(["tag", "--flow-log", *logs, "--out", "-"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Tag Counts:\nTag,Count\n")
     assert "telnet,1" in out and "smtp,1" in out and "https,1" in out and "http,1" in out
@@ -328,19 +328,19 @@ def test_cli_errors_exit_2(samples, tmp_path, capsys, monkeypatch):
     _no_spark(monkeypatch)
     logs, lookup_file = case_paths(samples, "el-michael")
     out = str(tmp_path / "o.csv")
-    assert main(["tag", "--flow-log", *logs, "--lookup", str(lookup_file), "--output", out, "--strict"]) == 2
+    assert main(["tag", "--flow-log", *logs, "--lookup", str(lookup_file), "--out", out, "--strict"]) == 2
     assert "invalid or conflicting" in capsys.readouterr().err
-    assert main(["tag", "--flow-log", str(tmp_path / "missing.log"), "--output", out]) == 2
-    assert main(["tag", "--flow-log", *logs, "--output", out, "--from", "2021-01-01"]) == 2
-    assert main(["tag", "--flow-log", *logs, "--output", out, "--count", "flows"]) == 2
-    assert main(["tag", "--flow-log", *logs, "--lookup", str(tmp_path / "nope.csv"), "--output", out]) == 2
+    assert main(["tag", "--flow-log", str(tmp_path / "missing.log"), "--out", out]) == 2
+    assert main(["tag", "--flow-log", *logs, "--out", out, "--from", "2021-01-01"]) == 2
+    assert main(["tag", "--flow-log", *logs, "--out", out, "--count", "flows"]) == 2
+    assert main(["tag", "--flow-log", *logs, "--lookup", str(tmp_path / "nope.csv"), "--out", out]) == 2
     parquet = str(samples / "flowlogs-reader" / "flows.parquet")
-    assert main(["tag", "--flow-log", parquet, "--output", out]) == 2
+    assert main(["tag", "--flow-log", parquet, "--out", out]) == 2
     assert "ingest Parquet deliveries and use --lake" in capsys.readouterr().err
+    assert main(["tag", "--flow-log", *logs]) == 2  # --out is required
+    assert "--out FILE is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["tag", "--flow-log", *logs])  # --output is required
-    with pytest.raises(SystemExit):
-        main(["tag", "--flow-log", *logs, "--lake", str(tmp_path), "--output", out])  # one source only
+        main(["tag", "--flow-log", *logs, "--lake", str(tmp_path), "--out", out])  # one source only
 
 
 # ------------------------------------------------------- unusable lookups and broken flow logs (file mode)
@@ -370,7 +370,7 @@ def test_cli_file_mode_random_bytes_as_the_lookup_is_an_error(samples, tmp_path,
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(random.Random(11).randbytes(3000))
     out = tmp_path / "out.csv"
-    argv = ["tag", "--flow-log", *logs, "--lookup", str(garbage), "--output", str(out)]
+    argv = ["tag", "--flow-log", *logs, "--lookup", str(garbage), "--out", str(out)]
     assert main(argv + (["--strict"] if strict else [])) == 2
     first = capsys.readouterr().err.splitlines()[0]
     assert first.startswith(f"flowspark tag: error: {garbage}: no valid 'port,protocol,tag' row in ")
@@ -405,7 +405,7 @@ def test_truncated_gzip_counts_the_lines_before_the_break(tmp_path, capsys, monk
     assert scan.broken[0].reason.startswith("truncated gzip")
 
     out = tmp_path / "out.csv"
-    assert main(["tag", "--flow-log", str(cut), "--output", str(out)]) == 0
+    assert main(["tag", "--flow-log", str(cut), "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"cut short    cut.log.gz:{complete + 1}: truncated gzip" in err
     assert f"{complete - 1:,} records" in err and "check        OK" in err

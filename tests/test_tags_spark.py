@@ -249,7 +249,7 @@ def test_run_tag_lake_cli_tables_csv_and_idempotent(
     _, lookup_file = cases["exercise"]
     monkeypatch.setattr(flowspark.cli, "spark_for", lambda cfg: spark)
     out = tmp_path / "tags.csv"
-    argv = ["tag", "--lake", lake, "--lookup", str(lookup_file), "--output", str(out)]
+    argv = ["tag", "--lake", lake, "--lookup", str(lookup_file), "--out", str(out)]
     assert flowspark.cli.main(argv) == 0
     err = capsys.readouterr().err
     assert "check        tagged" in err and "OK" in err

@@ -15,9 +15,11 @@ Sides and direction
     North/south traffic is inbound + outbound: exactly one public side.
 
 The NTP filter (seed 003)
-    udp/123 with 1 packet of 76 bytes is the fleet's time sync, benign and loud. On compacted flows
-    the rule is per record: ``packets == 1 * records and bytes == 76 * records`` (a flow of n such
-    records has n packets and 76n bytes). Protocol, port, packets and bytes are parameters.
+    udp/123 with 1 packet of 76 bytes is the fleet's time sync, benign and loud. Both halves of an
+    exchange are sync: the request (to port 123) and the reply (from port 123, usually to the client's
+    ephemeral port), so a flow is NTP sync when either port is 123. On compacted flows the rule is per
+    record: ``packets == 1 * records and bytes == 76 * records`` (a flow of n such records has n packets
+    and 76n bytes). Protocol, port, packets and bytes are parameters.
 
 The reports: north_south (split, over time, top peers), runts, talkers and NAT cost, hunt.
 """
@@ -40,7 +42,8 @@ TCP, UDP = 6, 17
 
 @dataclass(frozen=True)
 class NtpFilter:
-    """udp/123, one packet of 76 bytes per record (seed 003's filter); enabled=False keeps NTP."""
+    """udp/123 either way (the request to port 123 and the reply from it), one packet of 76 bytes per
+    record (seed 003's filter); enabled=False keeps NTP."""
 
     enabled: bool = True
     protocol: int = UDP
@@ -61,7 +64,10 @@ class HuntThresholds:
     cred_ports = (22, 3389)     SSH and RDP
     cred_min_flows = 20         brute force: 20+ accepted connections from one peer to 22/3389
     cred_min_bytes = 1 MB       a session that moved data: more than a login banner and a failed auth
-    cred_min_seconds = 600      a session that lasted ten minutes is someone working, not a probe
+    cred_min_seconds = 600      a session that lasted ten minutes is someone working, not a probe. Measured
+                                per session (see sessions()): the longest accepted connection of the peer,
+                                never the span from the peer's first flow to its last (two one-minute
+                                logins five hours apart are two short sessions, not a five-hour one)
     beacon_min_flows = 10       regularity needs intervals: 10 connections give 9
     beacon_max_mean_bytes = 20 kB  beacons are small: a TLS handshake and a short request/response
     beacon_max_dispersion = 0.2 median absolute deviation of the intervals / their median. Robust to
@@ -122,7 +128,7 @@ def is_ntp(ntp: NtpFilter, columns: Sequence[str]) -> Column:
     n = F.col("records") if "records" in columns else F.lit(1)
     return F.coalesce(
         (F.col("protocol") == ntp.protocol)
-        & (F.col("dstport") == ntp.port)
+        & ((F.col("dstport") == ntp.port) | (F.col("srcport") == ntp.port))  # the request or the reply
         & (F.col("packets") == n * ntp.packets)
         & (F.col("bytes") == n * ntp.bytes),
         F.lit(False),
@@ -169,11 +175,13 @@ def _totals() -> list[Column]:
 
 def traffic_split(cf: DataFrame, ntp: NtpFilter = NtpFilter()) -> DataFrame:
     """Every flow by direction and action: flows, records, packets, bytes, and how many of the flows are
-    NTP sync (ntp_flows; north/south leaves them out)."""
+    NTP sync (ntp_flows; north/south leaves them out). With the filter off, ntp_flows is null (not
+    counted), not 0."""
     sided = cf.withColumn("direction", direction())
+    ntp_flows = F.count(F.when(is_ntp(ntp, sided.columns), 1)) if ntp.enabled else F.lit(None).cast("long")
     return (
         sided.groupBy("direction", "action")
-        .agg(*_totals(), F.count(F.when(is_ntp(ntp, sided.columns), 1)).alias("ntp_flows"))
+        .agg(*_totals(), ntp_flows.alias("ntp_flows"))
         .orderBy("direction", "action")
     )
 
@@ -391,7 +399,8 @@ def nat_sources(sel: DataFrame, n: int = 20) -> DataFrame:
     """The internal sources sending through the NAT: the legs with no public side (instance <-> NAT's
     own address), per address that is not the NAT's own (the NAT's own addresses are the local sides of
     its Internet legs). bytes_to_nat / bytes_from_nat; when the flow log has pkt-dstaddr, the bytes whose
-    real destination is an AWS service (aws_bytes)."""
+    real destination is an AWS service (aws_bytes; null when none of the source's legs has the pkt-
+    address that says it: pkt-dstaddr to the NAT, pkt-srcaddr from it)."""
     own = sel.where(F.col("direction").isin(INBOUND, OUTBOUND)).select(F.col("local").alias("_own")).distinct()
     inner = sel.where(F.col("direction") == EAST_WEST)
     src_own = inner.join(
@@ -406,15 +415,19 @@ def nat_sources(sel: DataFrame, n: int = 20) -> DataFrame:
         "source", F.when(to_nat, F.col("srcaddr")).otherwise(F.col("dstaddr"))
     )
     aws = F.lit(None).cast("string")
+    known = F.lit(False)  # the leg's pkt- address is there: whether it reached AWS is known
     if "pkt_dst_aws_service" in sel.columns:
         aws = F.when(to_nat, F.col("pkt_dst_aws_service")).otherwise(F.col("pkt_src_aws_service"))
+        known = F.when(to_nat, F.col("pkt_dstaddr").isNotNull()).otherwise(F.col("pkt_srcaddr").isNotNull())
     agg = (
         legs.groupBy("source")
         .agg(
             F.count(F.lit(1)).alias("flows"),
             F.sum(F.when(to_nat, F.col("bytes")).otherwise(0)).cast("long").alias("bytes_to_nat"),
             F.sum(F.when(from_nat, F.col("bytes")).otherwise(0)).cast("long").alias("bytes_from_nat"),
-            F.sum(F.when(aws.isNotNull(), F.col("bytes")).otherwise(0)).cast("long").alias("aws_bytes"),
+            F.when(F.max(known), F.sum(F.when(aws.isNotNull(), F.col("bytes")).otherwise(0)))
+            .cast("long")
+            .alias("aws_bytes"),
         )
         .withColumn("bytes", F.col("bytes_to_nat") + F.col("bytes_from_nat"))
     )
@@ -475,9 +488,13 @@ def _summary(hf: DataFrame) -> DataFrame:
     )
 
 
-def _beacons(hf: DataFrame) -> DataFrame:
+BEACON_COLUMNS = ("beacon_local", "beacon_intervals", "beacon_median_interval_s", "beacon_dispersion")
+
+
+def beacon_measures(hf: DataFrame) -> DataFrame:
     """Per hunt key, the most regular local host's request starts: intervals, their median and the
-    dispersion (median absolute deviation / median). Outbound only."""
+    dispersion (median absolute deviation / median). Outbound only. hunt() keeps them on beaconing rows
+    only (elsewhere they measure nothing the row is flagged for)."""
     req = hf.where((F.col("direction") == OUTBOUND) & F.col("request"))
     host = [*HUNT_KEY, "local"]
     w = Window.partitionBy(*host).orderBy("start")
@@ -515,6 +532,42 @@ def _beacons(hf: DataFrame) -> DataFrame:
     )
 
 
+# A connection's flow rows (both directions, one per flow key and window) are one session while each
+# starts within SESSION_GAP_S of the latest end before it. A flow log record covers at most 10 minutes
+# (the longest aggregation interval), so a connection that carries a packet at least that often is one
+# session across windows; a longer silence, or the same ports used again hours later, starts another.
+SESSION_GAP_S = 600
+
+
+def sessions(hf: DataFrame, gap_s: int = SESSION_GAP_S) -> DataFrame:
+    """Per hunt key, the longest session of its accepted flows: longest_session_s = the session's last
+    end - its first start. A session is one connection (the peer, our address, the client's port, the
+    server's port, the protocol: hunt_flows' client -> server orientation, so both directions are one
+    connection) whose rows follow each other with at most gap_s seconds between one row's start and the
+    latest end before it. Keys without an accepted flow have no row."""
+    conn = [*HUNT_KEY, "local", "client_port"]
+    w = Window.partitionBy(*conn).orderBy("start", "end")
+    start, end = F.unix_seconds("start"), F.unix_seconds("end")
+    prev_end = F.max(end).over(w.rowsBetween(Window.unboundedPreceding, -1))
+    new = F.when(prev_end.isNull() | (start > prev_end + F.lit(gap_s)), 1).otherwise(0)
+    marked = hf.where(F.col("action") == "ACCEPT").select(*conn, "start", "end", new.alias("_new"))
+    numbered = marked.withColumn("_session", F.sum("_new").over(w.rowsBetween(Window.unboundedPreceding, 0)))
+    per_session = numbered.groupBy(*conn, "_session").agg(
+        (F.max(F.unix_seconds("end")) - F.min(F.unix_seconds("start"))).alias("_seconds")
+    )
+    return per_session.groupBy(*HUNT_KEY).agg(F.max("_seconds").alias("longest_session_s"))
+
+
+def _duration_text(seconds: Column) -> Column:
+    """'45 s', '20 min', '3.0 h'."""
+    s = seconds.cast("double")
+    return (
+        F.when(s < 120, F.format_string("%.0f s", s))
+        .when(s < 7200, F.format_string("%.0f min", s / 60))
+        .otherwise(F.format_string("%.1f h", s / 3600))
+    )
+
+
 def _exfil(hf: DataFrame, t: HuntThresholds) -> DataFrame:
     """Per outbound hunt key: the hour with the most bytes sent by our side, and the baseline hour."""
     out = hf.where(F.col("direction") == OUTBOUND)
@@ -543,11 +596,20 @@ def _exfil(hf: DataFrame, t: HuntThresholds) -> DataFrame:
 def hunt(hf: DataFrame, t: HuntThresholds = HuntThresholds()) -> DataFrame:
     """One row per (peer, direction, protocol, port) of hunt_flows with the evidence columns and the
     flags scanning, credential_access, beaconing, exfiltration (see HuntThresholds), `flags` (the
-    flagged names joined by ',', '' for none) and `evidence` (one sentence per flag)."""
-    s = _summary(hf).join(_beacons(hf), list(HUNT_KEY), "left").join(_exfil(hf, t), list(HUNT_KEY), "left")
+    flagged names joined by ',', '' for none) and `evidence` (one sentence per flag).
+
+    Null for a known reason (blank_reasons says it in the report): the beacon columns (BEACON_COLUMNS)
+    on every row that is not flagged beaconing; peak_hour .. baseline_hour_bytes_out on inbound rows
+    (they measure what our side sent); longest_session_s where no flow was accepted."""
+    key = list(HUNT_KEY)
+    s = (
+        _summary(hf)
+        .join(beacon_measures(hf), key, "left")
+        .join(_exfil(hf, t), key, "left")
+        .join(sessions(hf), key, "left")
+    )
     c = F.col
     inbound, outbound = c("direction") == INBOUND, c("direction") == OUTBOUND
-    duration = F.unix_seconds("last_seen") - F.unix_seconds("first_seen")
     scanning = (
         inbound
         & (c("local_addresses") >= t.scan_min_targets)
@@ -561,7 +623,7 @@ def hunt(hf: DataFrame, t: HuntThresholds = HuntThresholds()) -> DataFrame:
         & (
             (c("accepted_flows") >= t.cred_min_flows)
             | (c("accepted_bytes") >= t.cred_min_bytes)
-            | (duration >= t.cred_min_seconds)
+            | (c("longest_session_s") >= t.cred_min_seconds)
         )
     )
     beaconing = (
@@ -581,7 +643,10 @@ def hunt(hf: DataFrame, t: HuntThresholds = HuntThresholds()) -> DataFrame:
         F.coalesce(credential, F.lit(False)).alias("credential_access"),
         F.coalesce(beaconing, F.lit(False)).alias("beaconing"),
         F.coalesce(exfil, F.lit(False)).alias("exfiltration"),
-        duration.alias("duration_s"),
+    )
+    # the beacon measures on beaconing rows only: on any other row they describe no finding
+    flagged = flagged.select(
+        *[F.when(c("beaconing"), c(x)).alias(x) if x in BEACON_COLUMNS else c(x) for x in flagged.columns]
     )
     names = ("scanning", "credential_access", "beaconing", "exfiltration")
     flags = F.concat_ws(",", *[F.when(c(n), F.lit(n)) for n in names])
@@ -601,11 +666,11 @@ def hunt(hf: DataFrame, t: HuntThresholds = HuntThresholds()) -> DataFrame:
         F.when(
             c("credential_access"),
             fmt(
-                "%d accepted connection(s) to port %d, %s bytes accepted over %d s",
+                "%d accepted flow(s) to port %d, %s bytes accepted, longest session %s",
                 c("accepted_flows"),
                 c("port"),
                 F.format_number(c("accepted_bytes"), 0),
-                c("duration_s"),
+                F.coalesce(_duration_text(c("longest_session_s")), F.lit("?")),
             ),
         ),
         F.when(
@@ -693,3 +758,85 @@ def with_resource(df: DataFrame, resources: DataFrame, key: str, label: str = "r
     cols = [c for c in df.columns]
     at = cols.index(key) + 1
     return joined.select(*cols[:at], label, *cols[at:])
+
+
+# ---------------------------------------------------------------- why a column is blank
+
+
+def blank_reasons(
+    *,
+    ntp: NtpFilter = NtpFilter(),
+    asn_db: bool = False,
+    interfaces: bool = False,
+    exclude_aws: bool = True,
+    ip: str | None = None,
+) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    """Why a column of a section is blank (null) on some rows, or absent, when the reason is known from how
+    the report was run: {"report/section": [(columns, why), ...]}. column_notes() keeps the ones that apply
+    to the rows written. Numeric columns stay numeric: the reason goes beside the table, never in a cell.
+
+    asn_db: --asn-db was given; interfaces: the lake has a `flowspark interfaces` snapshot; exclude_aws and
+    ip: how hunt chose its peers ([reports] exclude_aws_peers, --ip)."""
+    no_snapshot = "no interfaces snapshot in the lake: run 'flowspark interfaces' to name the resources"
+    not_in_snapshot = "the address is on no interface of the latest 'flowspark interfaces' snapshot"
+    resource = no_snapshot if not interfaces else not_in_snapshot
+    asn_cols = ("asn", "asn_org")
+    asn = (
+        "not in the ASN database given with --asn-db"
+        if asn_db
+        else "no --asn-db given (a MaxMind-format ASN .mmdb adds asn and asn_org)"
+    )
+    if exclude_aws and not ip:
+        aws = "peers in AWS's prefixes are left out of hunt ([reports] exclude_aws_peers; --ip keeps them)"
+    else:
+        aws = "the peer is not in AWS's published prefixes"
+    beacon_resource = no_snapshot if not interfaces else "only on beaconing rows; there, " + not_in_snapshot
+    out: dict[str, list[tuple[tuple[str, ...], str]]] = {
+        "north_south/top_peers": [(asn_cols, asn)],
+        "hunt/peers": [
+            (asn_cols, asn),
+            (("peer_aws_service",), aws),
+            (BEACON_COLUMNS, "only on beaconing rows"),
+            (("beacon_local_resource",), beacon_resource),
+            (
+                ("peak_hour", "peak_hour_bytes_out", "active_hours", "baseline_hour_bytes_out"),
+                "outbound rows only: what our side sent",
+            ),
+            (("longest_session_s",), "no accepted flow"),
+        ],
+        "talkers/top_sources": [(("resource",), resource)],
+        "talkers/top_destinations": [(("resource",), resource)],
+        "talkers/nat_sources": [
+            (("resource",), resource),
+            (
+                ("aws_bytes",),
+                "the NAT's flow log has no pkt-dstaddr (pkt-srcaddr for replies): add them to its format "
+                "to see which AWS service the bytes went to",
+            ),
+        ],
+        "talkers/nat_services": [
+            (("aws_region",), "INTERNET: not in AWS's published prefixes"),
+            (
+                ("nat_resource",),
+                no_snapshot if not interfaces else "the NAT is on no interface of the latest snapshot",
+            ),
+        ],
+    }
+    if not ntp.enabled:
+        out["north_south/split"] = [(("ntp_flows",), "NTP sync not counted: [reports] ntp_filter = false")]
+    return out
+
+
+def column_notes(
+    reasons: Sequence[tuple[Sequence[str], str]], columns: Sequence[str], rows: Sequence[dict]
+) -> list[dict[str, object]]:
+    """The reasons (one section's blank_reasons) that apply to the rows written: for each, the columns of
+    it that are absent from `columns` (the section's) or null in one of `rows` (the rows written to the
+    files). [{"columns": [...], "why": "..."}], in the order of `reasons`; [] when no column is blank."""
+    out: list[dict[str, object]] = []
+    have = set(columns)
+    for cols, why in reasons:
+        blank = [c for c in cols if c not in have or any(r.get(c) is None for r in rows)]
+        if blank:
+            out.append({"columns": blank, "why": why})
+    return out

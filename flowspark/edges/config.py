@@ -65,7 +65,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class DedupConfig:
     window: str = "1h"
-    key: tuple[str, ...] = DEFAULT_KEY  # the notebook's flow key, defined once in core/dedup.py
+    key: tuple[str, ...] = DEFAULT_KEY  # the default flow key, defined once in core/dedup.py
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ReportsConfig:
     """[reports]: what the reports filter, rank and flag (flowspark.core.reports documents each default)."""
 
     top_n: int = 20
-    # seed 003's NTP filter: udp/123, 1 packet of 76 bytes per record, left out of north/south and hunt
+    # NTP sync: udp/123 either way (request and reply), 1 packet of 76 bytes a record, out of north/south and hunt
     ntp_filter: bool = True
     ntp_protocol: int = 17
     ntp_port: int = 123
@@ -127,10 +127,10 @@ class ReportsConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """[storage]: how flow_records and flows are laid out in Parquet, compaction and retention (README, Storage)."""
+    """[storage]: how flow_records and flows are laid out in Parquet, compaction and retention (docs/storage.md)."""
 
     # "compact": rows sorted inside each day (interface, addresses, start), Parquet v2 encodings, zstd at
-    # zstd_level. "plain": Spark's and Delta's defaults, the layout before issue 14 (benchmarks compare them).
+    # zstd_level. "plain": Spark's and Delta's defaults, the layout before "compact" (benchmarks compare them).
     layout: str = "compact"
     zstd_level: int = 3
     # Keep every record in flow_records (forensics, other windows, tag's lake mode, stats, maintain), or only

@@ -1,21 +1,31 @@
 """Report files from already-aggregated rows (lists of dicts, bounded): CSV, XLSX (openpyxl) and one
-self-contained HTML file (jinja2 template, matplotlib charts inlined as SVG; no scripts, no CDN, no
-external file: it opens offline and prints).
+self-contained HTML file (jinja2 template, matplotlib charts inlined as SVG, a few lines of inline script
+to sort and filter the tables; no CDN, no external file: it opens offline, prints, and reads the same with
+script disabled).
 
 The rows come from :mod:`flowspark.pipelines.report`: {report: {section: [row, ...]}} plus the extras
-(tag_counts, dedup_stats, rejects_per_day) and a meta dict.
+(tag_counts, dedup_stats, rejects_per_day, storage) and a meta dict.
+
+Units. CSV and XLSX keep every number exact (the XLSX shows integers with thousands separators). The HTML
+shows what a person reads: bytes in decimal units (1 kB = 1,000 B, 1 MB = 1,000,000 B, 1 GB = 10^9 B: the
+unit AWS bills data in), durations in s / min / h / d, counts with thousands separators; each rounded
+cell carries its exact value in its tooltip (title) and in data-v, which sorting reads.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import decimal
 import io
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from flowspark.core import protocols
+from flowspark.core.reports import DIRECTIONS, EAST_WEST, INBOUND, OUTBOUND, PUBLIC_BOTH
 
 Rows = list[dict[str, Any]]
 Results = dict[str, dict[str, Rows]]
@@ -35,7 +45,7 @@ def write_csv(out: Path, results: Results) -> list[Path]:
     paths = []
     for report, sections in results.items():
         for section, rows in sections.items():
-            path = out / f"{report}_{section}.csv"
+            path = out / csv_name(report, section)
             with path.open("w", newline="", encoding="utf-8") as fh:
                 if rows:
                     w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -45,8 +55,35 @@ def write_csv(out: Path, results: Results) -> list[Path]:
     return paths
 
 
+def csv_name(report: str, section: str) -> str:
+    return f"{report}_{section}.csv"
+
+
+def sheet_name(report: str, section: str) -> str:
+    """The XLSX sheet of a section: <report>.<section>, cut to Excel's 31 characters."""
+    return f"{report}.{section}"[:31]
+
+
+def _xlsx_format(col: str, values: Sequence[Any]) -> Optional[str]:
+    """Excel number format of a column: integers with thousands separators (not ids: ports, ASNs), floats
+    with two decimals (four below 1), timestamps as date and time; None to leave Excel's default."""
+    seen = [v for v in values if v is not None]
+    if not seen:
+        return None
+    if all(isinstance(v, dt.datetime) for v in seen):
+        return "yyyy-mm-dd hh:mm:ss"
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, decimal.Decimal)) for v in seen):
+        return None
+    if col in _IDS:
+        return "0"
+    if all(isinstance(v, int) for v in seen):
+        return "#,##0"
+    return "#,##0.0000" if all(abs(float(v)) < 1 for v in seen) else "#,##0.00"
+
+
 def write_xlsx(path: Path, results: Results) -> Path:
-    """One workbook, one sheet per section (named <report>.<section>, cut to Excel's 31 characters)."""
+    """One workbook, one sheet per section (sheet_name). Values exact; integers shown with thousands
+    separators, timestamps as date and time, the header row frozen."""
     from openpyxl import Workbook
     from openpyxl.utils import get_column_letter
 
@@ -54,7 +91,7 @@ def write_xlsx(path: Path, results: Results) -> Path:
     wb.remove(wb.active)
     for report, sections in results.items():
         for section, rows in sections.items():
-            ws = wb.create_sheet(f"{report}.{section}"[:31])
+            ws = wb.create_sheet(sheet_name(report, section))
             if not rows:
                 ws.append(["(no rows)"])
                 continue
@@ -64,38 +101,217 @@ def write_xlsx(path: Path, results: Results) -> Path:
                 ws.append([_cell(r[c]) for c in cols])
             ws.freeze_panes = "A2"
             for i, c in enumerate(cols, 1):
-                ws.column_dimensions[get_column_letter(i)].width = max(10, min(40, len(c) + 2))
+                letter = get_column_letter(i)
+                number_format = _xlsx_format(c, [r[c] for r in rows])
+                ws.column_dimensions[letter].width = max(10, min(40, len(c) + 2, 22 if number_format else 40))
+                if number_format:
+                    for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                        cell.number_format = number_format
     wb.save(path)
     return path
 
 
-# ---------------------------------------------------------------- HTML
+# ---------------------------------------------------------------- units (the HTML's; files keep exact values)
+
+BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")  # decimal: each 1,000 times the one before
+UNITS_NOTE = (
+    "Bytes are in decimal units: 1 kB = 1,000 B, 1 MB = 1,000,000 B, 1 GB = 1,000,000,000 B (as AWS bills "
+    "data). Durations in s, min, h, d. A rounded number shows its exact value when the pointer rests on it; "
+    "the CSV and XLSX hold the exact values."
+)
+
+
+def human_bytes(n: Optional[float]) -> str:
+    """Bytes in decimal units, three significant figures at most: 999 B, 61.7 B, 1.0 kB, 12.3 MB, 123 GB."""
+    if n is None:
+        return ""
+    x = float(n)
+    sign, x = ("-" if x < 0 else ""), abs(x)
+    for i, unit in enumerate(BYTE_UNITS):
+        if i:
+            x /= 1000
+        # whole bytes, but a fraction of a small average (bytes per record: 61.7 B); 1.0 kB to 99.9 kB; 100 kB
+        one_decimal = x < 99.95 and (i > 0 or x != int(x))
+        text = f"{x:.1f}" if one_decimal else f"{x:.0f}"
+        if float(text) < 1000 or unit == BYTE_UNITS[-1]:
+            return f"{sign}{text} {unit}"
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: Optional[float]) -> str:
+    """A duration in its two largest units, rounded to the smaller: 45 s, 1 min 30 s, 20 h 39 min, 2 d 3 h."""
+    if seconds is None:
+        return ""
+    s = float(seconds)
+    sign, s = ("-" if s < 0 else ""), abs(s)
+    if round(s) < 60:
+        return f"{sign}{s:.1f} s" if s < 9.95 and s != round(s) else f"{sign}{round(s)} s"
+    # (the smaller unit in seconds, how many of it make the larger, names); a tier holds durations that
+    # round to less than 60 min, 24 h, or any number of days
+    for small, per, limit, names in (
+        (1, 60, 3600, ("min", "s")),
+        (60, 60, 1440, ("h", "min")),
+        (3600, 24, None, ("d", "h")),
+    ):
+        total = round(s / small)  # in the smaller unit
+        if limit is None or total < limit:
+            hi, lo = divmod(total, per)
+            return f"{sign}{hi} {names[0]}" + (f" {lo} {names[1]}" if lo else "")
+    raise AssertionError("unreachable")
+
+
+def human_count(n: Optional[float]) -> str:
+    """A count with thousands separators (a fraction with two decimals)."""
+    if n is None:
+        return ""
+    if isinstance(n, int) or float(n) == int(n):
+        return f"{int(n):,}"
+    return f"{float(n):,.2f}"
+
+
+def human_usd(x: Optional[float]) -> str:
+    if x is None:
+        return ""
+    x = float(x)
+    return f"${x:,.2f}" if x == 0 or abs(x) >= 0.01 else f"${x:.4f}"
+
+
+def human_percent(share: Optional[float]) -> str:
+    """A share (0..1) as a percentage: 12.3 %, 0.42 %."""
+    if share is None:
+        return ""
+    p = float(share) * 100
+    return f"{p:.2f} %" if abs(p) < 1 else f"{p:.1f} %"
 
 
 # Numbers that are names, not quantities: no thousands separator
-_PLAIN = {"asn", "port", "dstport", "srcport", "peer_port", "local_port", "protocol", "rank"}
+_IDS = {"asn", "port", "dstport", "srcport", "peer_port", "local_port", "protocol", "rank"}
 
 
-def _fmt(v: Any, col: str = "") -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else ""
-    if isinstance(v, int):
-        return str(v) if col in _PLAIN else f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:,.4f}" if abs(v) < 1 else f"{v:,.2f}"
-    if isinstance(v, dt.datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
+def column_unit(col: str) -> str:
+    """What a numeric column holds, from its name: id, bytes, duration, usd, percent or number."""
+    words = col.split("_")
+    if col in _IDS:
+        return "id"
+    if "bytes" in words:
+        return "bytes"
+    if col.endswith("_s") or col == "seconds":
+        return "duration"
+    if col.endswith("_usd"):
+        return "usd"
+    if col.startswith("share"):
+        return "percent"
+    return "number"
+
+
+_HUMAN: dict[str, Callable[[Any], str]] = {
+    "bytes": human_bytes,
+    "duration": human_duration,
+    "usd": human_usd,
+    "percent": human_percent,
+}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, decimal.Decimal)) and not isinstance(v, bool)
+
+
+def _exact(v: Any, unit: str) -> str:
+    if unit == "bytes":
+        return f"{human_count(v)} bytes"
+    if unit == "duration":
+        return f"{human_count(v)} s"
     return str(v)
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000:
-            return f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} PB"
+class Cell:
+    """One table cell: its text, alignment class (n: number, right; t: text, left), sort key and tooltip."""
+
+    __slots__ = ("text", "align", "sort", "title")
+
+    def __init__(self, text: str, align: str, sort: Any = None, title: Optional[str] = None):
+        self.text, self.align, self.sort, self.title = text, align, sort, title
+
+
+def cell(v: Any, col: str = "", align: Optional[str] = None) -> Cell:
+    """A value as a human reads it, with its exact value as tooltip and sort key when it is rounded."""
+    if v is None:
+        return Cell("", align or "t", "")
+    if isinstance(v, bool):
+        return Cell("yes" if v else "", align or "t", int(v))
+    if col == "protocol" and isinstance(v, int):
+        return Cell(protocols.name(v), align or "t", v, f"protocol {v}")
+    if _is_number(v):
+        unit = column_unit(col)
+        if unit == "id":
+            return Cell(str(v), align or "n", v)
+        if unit in _HUMAN:
+            return Cell(_HUMAN[unit](v), align or "n", v, _exact(v, unit))
+        if isinstance(v, int):
+            return Cell(f"{v:,}", align or "n", v)
+        f = float(v)
+        if not math.isfinite(f):
+            return Cell(str(f), align or "n", "")
+        # two decimals (0.90, 1.11, 203.83); a small non-zero value keeps two significant figures (0.0042)
+        text = f"{f:.{1 - math.floor(math.log10(abs(f)))}f}" if 0 < abs(f) < 0.01 else f"{f:,.2f}"
+        return Cell(text, align or "n", f, None if float(text.replace(",", "")) == f else repr(f))
+    if isinstance(v, dt.datetime):
+        return Cell(v.strftime("%Y-%m-%d %H:%M"), align or "t", v.isoformat(), v.isoformat(sep=" "))
+    if isinstance(v, dt.date):
+        return Cell(v.isoformat(), align or "t", v.isoformat())
+    return Cell(str(v), align or "t", None)
+
+
+def column_align(values: Sequence[Any], col: str = "") -> str:
+    """n (right) when every value of the column is a number (protocol, shown by name, is text), else t."""
+    seen = [v for v in values if v is not None]
+    if col == "protocol" or not seen:
+        return "t"
+    return "n" if all(_is_number(v) for v in seen) else "t"
+
+
+# The evidence sentences (flowspark.core.reports.hunt) carry exact numbers: "2,395,650,000 bytes",
+# "over 74360 s". The HTML shows them in the same units as the tables; the row's tooltip keeps the text.
+_BYTES_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)? bytes\b")
+_SECONDS_RE = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?) s\b")
+
+
+def human_evidence(text: Optional[str]) -> str:
+    """An evidence sentence with its byte counts and seconds in human units."""
+    if not text:
+        return ""
+    out = _BYTES_RE.sub(lambda m: human_bytes(float(m.group(0).split()[0].replace(",", ""))), text)
+    return _SECONDS_RE.sub(lambda m: human_duration(float(m.group(1))), out)
+
+
+# ---------------------------------------------------------------- glossary
+
+# One line for each direction label the reports write (flowspark.core.reports.direction), and the words
+# built on them. What "public" means is flowspark.core.addresses' address_class.
+DIRECTION_GLOSSARY: dict[str, str] = {
+    INBOUND: "only the source address is public: packets from the Internet to an address of ours "
+    "(requests of Internet clients, and the answers Internet servers send back to us).",
+    OUTBOUND: "only the destination address is public: packets from an address of ours to the Internet.",
+    EAST_WEST: "neither address is public (private RFC 1918, shared 100.64.0.0/10, link-local, unique-local "
+    "fc00::/7, loopback, multicast, reserved, or not an address at all): traffic that stays inside.",
+    PUBLIC_BOTH: "both addresses are public. Counted in the split and the traffic over time, left out of "
+    "north/south, the top peers and the hunt.",
+    "north/south": "inbound and outbound together: exactly one side public. The north/south tables and the "
+    "top peers keep ACCEPTed flows only, leave out NTP time sync and, unless configured otherwise, peers "
+    "inside AWS's published prefixes.",
+}
+GLOSSARY_NOTES = (
+    "Public: a globally routable unicast address, in none of the special-purpose blocks of RFC 6890 (IPv6: "
+    "inside 2000::/3 and not documentation or benchmarking; an IPv4-mapped or NAT64 address takes its IPv4 "
+    "address's class).",
+    "In the hunt, direction says who opened the connection: inbound, the Internet peer is the client; "
+    "outbound, our side is. Its port is the server's port.",
+    "A flow is one flow key (addresses, ports, protocol, interface, action) in one time window; records are "
+    "the flow log lines it holds. A runt is a flow of a single record.",
+)
+
+
+# ---------------------------------------------------------------- charts
 
 
 def _svg(fig: Any) -> str:
@@ -108,69 +324,153 @@ def _svg(fig: Any) -> str:
     return text[text.find("<svg") :]
 
 
-def _figure(width: float = 9, height: float = 3.2) -> Any:
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height))
+    return plt
+
+
+def _figure(width: float = 9, height: float = 3.2) -> Any:
+    fig, ax = _plt().subplots(figsize=(width, height))
     ax.spines[["top", "right"]].set_visible(False)
     return fig, ax
 
 
-def _barh(labels: Sequence[str], values: Sequence[float], xlabel: str, colors: Sequence[str] | None = None) -> str:
+def _axis_formatter(fmt: Callable[[float], str]) -> Any:
+    """Tick labels in human units (never matplotlib's 1e9 offset or scientific notation)."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: fmt(v).replace(".0 ", " "))  # 10 MB, not 10.0 MB, on an axis
+
+
+_UNIT_FMT: dict[str, Callable[[float], str]] = {
+    "bytes": human_bytes,
+    "count": human_count,
+    "usd": human_usd,
+}
+
+
+def _barh(
+    labels: Sequence[str],
+    values: Sequence[float],
+    xlabel: str,
+    colors: Sequence[str] | None = None,
+    unit: str = "count",
+) -> str:
+    """Horizontal bars, each labelled with its value in human units; a log scale when the values span
+    more than a factor 1,000 (the small bars stay visible)."""
     if not labels:
         return ""
+    fmt = _UNIT_FMT[unit]
     fig, ax = _figure(9, 0.3 * len(labels) + 0.8)
-    ax.barh(list(range(len(labels)))[::-1], values, color=colors or "#3b6ea8")
+    bars = ax.barh(list(range(len(labels)))[::-1], values, color=colors or "#3b6ea8")
     ax.set_yticks(list(range(len(labels)))[::-1], labels=labels, fontsize=8)
+    positive = [v for v in values if v and v > 0]
+    if positive and max(positive) > 1000 * min(positive):
+        ax.set_xscale("log")
+        xlabel += " (log scale)"
+    ax.xaxis.set_major_formatter(_axis_formatter(fmt))
+    ax.bar_label(bars, labels=[fmt(v) if v else "" for v in values], fontsize=7, padding=2)
     ax.set_xlabel(xlabel)
+    ax.margins(x=0.12)
     return _svg(fig)
 
 
+def _ordered_directions(present: set[str]) -> list[str]:
+    return [d for d in DIRECTIONS if d in present] + sorted(present - set(DIRECTIONS))
+
+
+_ACTION_COLORS = {"ACCEPT": "#3b6ea8", "REJECT": "#c0392b"}
+
+
 def _chart_over_time(rows: Rows) -> str:
+    """Bytes per hour: one small chart per direction (one line per action), on one shared log scale, so
+    no series sits on another and REJECT's small numbers show next to ACCEPT's."""
     if not rows:
         return ""
-    series: dict[str, dict[dt.datetime, float]] = {}
-    for r in rows:
-        series.setdefault(f"{r['direction']} {r['action']}", {})[r["time"]] = r["bytes"] or 0
-    fig, ax = _figure(9, 3.4)
-    for label, points in sorted(series.items()):
-        xs = sorted(points)
-        ax.plot(xs, [points[x] for x in xs], marker=".", linewidth=1.2, label=label)
-    ax.set_ylabel("bytes per hour")
-    ax.legend(fontsize=7, ncol=4, loc="upper left", frameon=False)
-    fig.autofmt_xdate()
+    import matplotlib.dates as mdates
+
+    plt = _plt()
+    dirs = _ordered_directions({str(r["direction"]) for r in rows})
+    cols = 2 if len(dirs) > 1 else 1
+    nrows = math.ceil(len(dirs) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(9, 2.1 * nrows + 0.5), sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(dirs) :]:
+        ax.set_visible(False)
+    handles: dict[str, Any] = {}
+    for ax, d in zip(axes.flat, dirs):
+        series: dict[str, dict[dt.datetime, float]] = {}
+        for r in rows:
+            if r["direction"] == d and (r["bytes"] or 0) > 0:
+                series.setdefault(str(r["action"]), {})[r["time"]] = r["bytes"]
+        for action, points in sorted(series.items()):
+            xs = sorted(points)
+            (line,) = ax.plot(
+                xs,
+                [points[x] for x in xs],
+                marker=".",
+                markersize=3,
+                linewidth=1.1,
+                label=action,
+                color=_ACTION_COLORS.get(action),
+            )
+            handles.setdefault(action, line)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_axis_formatter(human_bytes))
+        ax.yaxis.set_minor_formatter(_axis_formatter(lambda _v: ""))
+        ax.set_title(d, fontsize=9, loc="left")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", linewidth=0.3, alpha=0.5)
+        locator = mdates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+    fig.supylabel("bytes per hour (log scale)", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    if handles:
+        fig.legend(
+            list(handles.values()), list(handles), loc="upper right", ncol=len(handles), fontsize=7, frameon=False
+        )
     return _svg(fig)
 
 
 def _chart_split(rows: Rows) -> str:
+    """Flows and bytes by direction and action, grouped bars on a log scale, each bar labelled."""
     if not rows:
         return ""
     import numpy as np
 
-    dirs = sorted({r["direction"] for r in rows})
+    plt = _plt()
+    dirs = _ordered_directions({str(r["direction"]) for r in rows})
     actions = sorted({str(r["action"]) for r in rows})
-    fig, axes = _figure(9, 3)
-    fig.clf()
-    for k, measure in enumerate(("flows", "bytes")):
+    fig = plt.figure(figsize=(9, 3.2))
+    for k, (measure, fmt) in enumerate((("flows", human_count), ("bytes", human_bytes))):
         ax = fig.add_subplot(1, 2, k + 1)
         x = np.arange(len(dirs))
         width = 0.8 / max(len(actions), 1)
+        smallest = math.inf
         for i, a in enumerate(actions):
             vals = [sum(r[measure] or 0 for r in rows if r["direction"] == d and str(r["action"]) == a) for d in dirs]
-            ax.bar(x + i * width, vals, width, label=a)
+            bars = ax.bar(x + i * width, vals, width, label=a, color=_ACTION_COLORS.get(a))
+            ax.bar_label(bars, labels=[fmt(v) if v else "" for v in vals], fontsize=6, padding=1)
+            smallest = min([smallest, *[v for v in vals if v > 0]])
+        ax.set_yscale("log")
+        # the axis starts a power of ten below the smallest bar: every bar shows, none from an empty decade
+        ax.set_ylim(bottom=10 ** (math.floor(math.log10(smallest)) - 1) if math.isfinite(smallest) else 0.8)
+        ax.yaxis.set_major_formatter(_axis_formatter(fmt))
+        ax.yaxis.set_minor_formatter(_axis_formatter(lambda _v: ""))
         ax.set_xticks(x + width * (len(actions) - 1) / 2, labels=dirs, fontsize=8)
-        ax.set_title(measure, fontsize=9)
+        ax.set_title(f"{measure} (log scale)", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
+        ax.margins(y=0.15)
         if k == 0:
             ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
     return _svg(fig)
-
-
-def _chart_bars(rows: Rows, label: str, value: str, xlabel: str) -> str:
-    return _barh([str(r[label]) for r in rows], [r[value] or 0 for r in rows], xlabel)
 
 
 def _peer_label(r: dict[str, Any]) -> str:
@@ -183,72 +483,223 @@ def _port_label(r: dict[str, Any]) -> str:
     return f"{protocols.name(int(r['protocol'])) if r.get('protocol') is not None else '?'}/{r.get('dstport')}"
 
 
+# ---------------------------------------------------------------- tables
+
+
+def _header(col: str) -> Any:
+    """A column name as in the CSV, with break opportunities after its underscores (long names wrap)."""
+    from markupsafe import Markup, escape
+
+    return Markup("_<wbr>").join(escape(part) for part in col.split("_"))
+
+
+def table_model(
+    rows: Rows,
+    cols: Optional[Sequence[str]] = None,
+    limit: int = 50,
+    more: str = "",
+    wrap: Sequence[str] = (),
+    human: Optional[dict[str, Callable[[Any], str]]] = None,
+) -> dict[str, Any]:
+    """What the template's table shows: columns (name, alignment), the first `limit` rows as Cells, and the
+    note for the rows left out ("N more rows in ..."; `more` names where they are). `wrap`: text columns
+    that wrap (long sentences) rather than widen the table (other text columns with values over 32 characters
+    wrap in a narrower column); `human`: a text column's display function (the
+    exact text stays in the tooltip)."""
+    if not rows:
+        return {"cols": [], "rows": [], "more": "", "wrap": (), "long": (), "why": []}
+    cols = list(cols or [c for c in rows[0] if c != "computed_at"])
+    aligns = {c: column_align([r.get(c) for r in rows], c) for c in cols}
+    body = []
+    for r in rows[:limit]:
+        line = []
+        for c in cols:
+            v = r.get(c)
+            if human and c in human and v is not None:
+                shown = human[c](v)
+                line.append(Cell(shown, aligns[c], str(v), str(v) if shown != str(v) else None))
+            else:
+                line.append(cell(v, c, aligns[c]))
+        body.append(line)
+    left = len(rows) - limit
+    note = f"{left:,} more row{'s' if left != 1 else ''} {more or 'not shown'}" if left > 0 else ""
+    # other text columns with long values (resource labels) wrap too, in a narrower column
+    long = tuple(
+        c for c in cols if aligns[c] == "t" and c not in wrap and any(len(x.text) > 32 for x in _column(body, cols, c))
+    )
+    return {
+        "cols": [(c, aligns[c]) for c in cols],
+        "rows": body,
+        "more": note,
+        "wrap": tuple(wrap),
+        "long": long,
+        "why": [],
+    }
+
+
+def _column(body: list[list[Cell]], cols: Sequence[str], col: str) -> list[Cell]:
+    i = list(cols).index(col)
+    return [line[i] for line in body]
+
+
+def _where_more(report: str, section: str, meta: dict[str, Any], xlsx: str) -> str:
+    """Where the rows a table leaves out are: the files this run wrote (meta['formats'] when the job says
+    which) and the Delta table."""
+    formats = meta.get("formats")
+    places = []
+    if formats is None or "csv" in formats:
+        places.append(csv_name(report, section))
+    if formats is None or "xlsx" in formats:
+        places.append(f"{xlsx} (sheet {sheet_name(report, section)})")
+    places.append(f"the Delta table reports/{report}/{section} of the lake")
+    text = "in " + ", ".join(places[:-1]) + (" and " if len(places) > 1 else "") + places[-1]
+    if formats is not None and not {"csv", "xlsx"} & set(formats):
+        text += " (--format csv,xlsx writes them to files)"
+    return text
+
+
+_SCRIPT = """
+(function () {
+  document.documentElement.className += " js";
+  var each = function (list, f) { Array.prototype.forEach.call(list, f); };
+  var key = function (td) { var v = td.getAttribute("data-v"); return v === null ? td.textContent : v; };
+  var num = function (s) { return s !== "" && isFinite(s) ? parseFloat(s) : null; };
+  var cmp = function (a, b) {
+    var x = num(a), y = num(b);
+    if (x !== null && y !== null) return x - y;
+    if (a === "" || b === "") return a === "" ? (b === "" ? 0 : 1) : -1;
+    return a.localeCompare(b, undefined, { numeric: true });  // 10.0.0.9 before 10.0.0.10
+  };
+  each(document.querySelectorAll("table.data"), function (t) {
+    var body = t.tBodies[0], heads = t.tHead.rows[0].cells;
+    each(heads, function (th, i) {
+      var sort = function () {
+        var was = th.getAttribute("aria-sort");
+        var desc = was ? was === "ascending" : th.classList.contains("n");
+        each(heads, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", desc ? "descending" : "ascending");
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) { var r = cmp(key(a.cells[i]), key(b.cells[i])); return desc ? -r : r; });
+        each(rows, function (r) { body.appendChild(r); });
+      };
+      th.tabIndex = 0;
+      th.addEventListener("click", sort);
+      th.addEventListener("keydown", function (e) { if (e.key === "Enter") sort(); });
+    });
+    if (body.rows.length <= 10) return;
+    var box = document.createElement("input"), n = document.createElement("span");
+    box.type = "search"; box.placeholder = "filter rows"; box.className = "filter"; n.className = "count";
+    box.addEventListener("input", function () {
+      var q = box.value.toLowerCase(), shown = 0;
+      each(body.rows, function (r) {
+        r.hidden = q !== "" && r.textContent.toLowerCase().indexOf(q) < 0;
+        shown += r.hidden ? 0 : 1;
+      });
+      n.textContent = q ? shown + " of " + body.rows.length + " rows" : "";
+    });
+    var wrap = t.parentNode;
+    wrap.parentNode.insertBefore(box, wrap);
+    wrap.parentNode.insertBefore(n, wrap);
+  });
+})();
+"""
+
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>flowspark report: {{ meta.range }}</title>
 <style>
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
-       color: #222; padding: 0 1em; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1600px;
+       color: #222; padding: 0 1.5em; line-height: 1.35; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #3b6ea8; padding-bottom: 0.2em;
 margin-top: 2em; } h3 { font-size: 1.05em; margin-top: 1.4em; }
+p, .look, .glossary { max-width: 62em; }
 .meta { color: #555; font-size: 0.9em; } .note { color: #555; font-size: 0.85em; font-style: italic; }
-table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
-th { background: #eef2f7; } td.t { text-align: left; }
+.tbl { max-width: 100%; overflow-x: auto; margin: 0.5em 0 0.3em; }
+table { border-collapse: collapse; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; white-space: nowrap; vertical-align: top; }
+th { background: #eef2f7; white-space: normal; min-width: 3em; vertical-align: bottom; font-weight: 600; }
+.t { text-align: left; } .n { text-align: right; font-variant-numeric: tabular-nums; }
+td.wrap { white-space: normal; min-width: 26em; max-width: 48em; }
+td.long { white-space: normal; min-width: 12em; max-width: 20em; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+.jsonly { display: none; } .js .jsonly { display: inline; }
+.js table.data th { cursor: pointer; } .js table.data th:hover { background: #dde5f0; }
+th[aria-sort=ascending]::after { content: " \\25B2"; font-size: 0.8em; }
+th[aria-sort=descending]::after { content: " \\25BC"; font-size: 0.8em; }
+input.filter { display: block; font: inherit; font-size: 0.8em; padding: 1px 4px; margin-top: 0.5em; width: 16em; }
+span.count { font-size: 0.8em; color: #555; }
 .look { background: #fff6e0; border-left: 4px solid #e0a100; padding: 0.5em 1em; }
 .look li { margin: 0.3em 0; } .flag { font-weight: bold; color: #a34000; }
-nav a { margin-right: 1em; font-size: 0.9em; } svg { max-width: 100%; height: auto; }
+.glossary { font-size: 0.85em; background: #f4f6f9; padding: 0.4em 1em; border-left: 4px solid #3b6ea8; }
+.glossary dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em; margin: 0.4em 0; }
+.glossary dt { font-family: monospace; font-weight: bold; } .glossary dd { margin: 0; }
+.glossary p { margin: 0.3em 0; }
+nav a { margin-right: 1em; font-size: 0.9em; } svg { display: block; max-width: 100%; height: auto; }
+@media print { .tbl { overflow: visible; } input.filter, span.count { display: none; } td.wrap { min-width: 0; } }
 </style></head><body>
 <h1>flowspark report</h1>
 <p class="meta">Lake {{ meta.lake }} &middot; flows {{ meta.range }} &middot; computed {{ meta.computed_at }}
  &middot; top {{ meta.top_n }}</p>
 <nav>{% for id, title in toc %}<a href="#{{ id }}">{{ title }}</a>{% endfor %}</nav>
 
-{% macro table(rows, cols=None, limit=50) -%}
-{% if not rows %}<p class="note">no rows</p>{% else %}
-{% set cols = cols or rows[0].keys()|reject("equalto", "computed_at")|list %}
-<table><tr>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for r in rows[:limit] %}<tr>{% for c in cols %}{% set v = r[c] %}
-<td{% if v is string %} class="t"{% endif %}>{{ fmt(v, c) }}</td>{% endfor %}</tr>
-{% endfor %}</table>{% if rows|length > limit %}<p class="note">{{ rows|length - limit }} more rows in the CSV/XLSX
-and the Delta table</p>{% endif %}{% endif %}
+{% macro table(m) -%}
+{% if not m.rows %}<p class="note">no rows</p>{% else %}
+<div class="tbl"><table class="data">
+<thead><tr>{% for c, a in m.cols %}<th class="{{ a }}" scope="col">{{ header(c) }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for line in m.rows %}<tr>{% for x in line %}{% set c = m.cols[loop.index0][0] %}<td class="{{ x.align }}
+{%- if c in m.wrap %} wrap{% elif c in m.long %} long{% endif %}"
+{%- if x.sort is not none %} data-v="{{ x.sort }}"{% endif %}
+{%- if x.title %} title="{{ x.title }}"{% endif %}>{{ x.text }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{% if m.more %}<p class="note">{{ m.more }}</p>{% endif %}{% endif %}
+{% for w in m.why %}<p class="note">Blank or left out: {{ w.columns|join(", ") }}: {{ w.why }}.</p>{% endfor %}
 {%- endmacro %}
+
+<div class="glossary" id="reading"><p><b>Reading this report.</b> {{ units_note }}
+<span class="jsonly">Click a column's name to sort the rows shown, type in the box above a table to filter
+them.</span></p>
+<dl>{% for word, text in glossary %}<dt>{{ word }}</dt><dd>{{ text }}</dd>{% endfor %}</dl>
+{% for text in glossary_notes %}<p>{{ text }}</p>{% endfor %}</div>
 
 <h2 id="look">What to look at</h2>
 {% if look %}<div class="look"><ul>
 {% for r in look %}<li><span class="flag">{{ r.flags }}</span>: {{ r.direction }} {{ r.peer }} port {{ r.port }}
 {% if r.asn_org %}(AS{{ r.asn }} {{ r.asn_org }}){% endif %}
 {% if r.peer_aws_service %}(AWS {{ r.peer_aws_service }}){% endif %}
-{% if r.beacon_local_resource %}from {{ r.beacon_local_resource }}{% endif %} &mdash; {{ r.evidence }}</li>{% endfor %}
+{% if r.beacon_local_resource %}from {{ r.beacon_local_resource }}{% endif %} &mdash;
+<span title="{{ r.evidence }}">{{ evidence(r.evidence) }}</span></li>{% endfor %}
 </ul></div>{% elif has_hunt %}<p>No peer/port was flagged (scanning, credential access, beaconing,
 exfiltration) with the configured thresholds.</p>{% else %}<p class="note">hunt report not run</p>{% endif %}
 
 {% if ns %}
 <h2 id="traffic">Traffic over time</h2>
-<p class="note">Bytes per hour by direction (inbound/outbound: one side on the Internet; east_west: neither)
-and action.</p>
+<p class="note">Bytes per hour, one chart per direction (see Reading this report), a line per action; the
+charts share one log scale, so a small series (REJECT) shows beside a large one.</p>
 {{ charts.over_time|safe }}
 <h2 id="northsouth">North / south</h2>
+<p class="note">Every flow by direction and action (log scale; each bar carries its value).</p>
 {{ charts.split|safe }}
-{{ table(ns.split) }}
+{{ table(t.split) }}
 <h3>Top Internet peers by bytes (ACCEPT, NTP sync and AWS prefixes left out)</h3>
 {{ charts.peers|safe }}
-{{ table(peers_bytes) }}
+{{ table(t.peers_bytes) }}
 <h3>Top Internet peers by flows</h3>
-{{ table(peers_flows) }}
+{{ table(t.peers_flows) }}
 {% endif %}
 
 {% if runts %}
 <h2 id="runts">Runts (single-record flows)</h2>
 {{ charts.runts_action|safe }}
-{{ table(runts.by_action) }}
+{{ table(t.runts_by_action) }}
 <h3>By destination port</h3>
 {{ charts.runts_port|safe }}
-{{ table(runts.by_port) }}
+{{ table(t.runts_by_port) }}
 <h3>By source network (/24, IPv6 /64)</h3>
-{{ table(runts.by_source_network) }}
+{{ table(t.runts_by_source_network) }}
 <h3>Top scanning sources</h3>
-{{ table(runts.top_scanners) }}
+{{ table(t.runts_top_scanners) }}
 {% endif %}
 
 {% if talkers %}
@@ -256,42 +707,48 @@ and action.</p>
 <h3>NAT cost by AWS service</h3>
 {% for n in meta.notes %}<p class="note">{{ n }}</p>{% endfor %}
 {% if talkers.nat_services is defined %}
-<p>Processed: <b>{{ hbytes(nat_total.bytes) }}</b>, estimated data-processing cost
-<b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would save
-<b>${{ '%.2f'|format(nat_total.saving) }}</b>.</p>
+<p>Processed: <b title="{{ '{:,}'.format(nat_total.bytes) }} bytes">{{ hbytes(nat_total.bytes) }}</b>, estimated
+data-processing cost <b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would
+save <b>${{ '%.2f'|format(nat_total.saving) }}</b>.</p>
 {{ charts.nat|safe }}
-{{ table(talkers.nat_services, nat_cols) }}
+{{ table(t.nat_services) }}
 <h3>Sources sending through the NAT</h3>
-{{ table(talkers.nat_sources) }}
+{{ table(t.nat_sources) }}
 {% endif %}
 <h3>Largest sources</h3>
-{{ table(talkers.top_sources) }}
+{{ table(t.top_sources) }}
 <h3>Largest destinations</h3>
-{{ table(talkers.top_destinations) }}
+{{ table(t.top_destinations) }}
 {% endif %}
 
 {% if hunt %}
 <h2 id="hunt">Hunt: peer/port summaries</h2>
-{{ table(hunt.peers, hunt_cols) }}
+<p class="note">Flagged peer/ports first, then the largest by bytes. The summary says why a row is there;
+the same rows with every evidence column follow it (that table scrolls sideways when the page is narrow).</p>
+{{ table(t.hunt_summary) }}
+<h3>Hunt: all evidence columns</h3>
+{{ table(t.hunt_all) }}
+{% if hunt_empty %}<p class="note">Empty in every row, left out: {{ hunt_empty|join(", ") }}.</p>{% endif %}
 {% endif %}
 
 <h2 id="lake">The lake</h2>
 <h3>Tag counts</h3>
-{% if extras.tag_counts is defined %}{{ charts.tags|safe }}{{ table(extras.tag_counts) }}
+{% if extras.tag_counts is defined %}{{ charts.tags|safe }}{{ table(t.tag_counts) }}
 {% else %}<p class="note">no tag_counts table: run 'flowspark tag --lake ...'</p>{% endif %}
 <h3>Compaction ratio (dedup runs)</h3>
-{% if extras.dedup_stats is defined %}{{ table(extras.dedup_stats) }}
+{% if extras.dedup_stats is defined %}{{ table(t.dedup_stats) }}
 {% else %}<p class="note">no dedup_stats table</p>{% endif %}
 <h3>Rejected lines per day of ingest</h3>
-{% if extras.rejects_per_day %}{{ charts.rejects|safe }}{{ table(extras.rejects_per_day) }}
+{% if extras.rejects_per_day %}{{ charts.rejects|safe }}{{ table(t.rejects_per_day) }}
 {% else %}<p class="note">no rejected lines</p>{% endif %}
 <h3>Storage (from the Delta logs)</h3>
 <p class="note">Each table's current snapshot: rows, files and bytes on storage. Bytes per record divides a
 table's bytes by the flow_records rows of the same days (blank once 'flowspark maintain' has dropped them);
 'flowspark stats --source ...' compares with the raw gzip.</p>
-{{ table(extras.storage) }}
+{{ table(t.storage) }}
 {% if extras.storage_days %}<h3>Storage per day (flows of the report's range)</h3>
-{{ table(extras.storage_days, limit=62) }}{% endif %}
+{{ table(t.storage_days) }}{% endif %}
+<script>{{ script|safe }}</script>
 </body></html>
 """
 
@@ -322,6 +779,20 @@ HUNT_COLUMNS = [
     "baseline_hour_bytes_out",
     "evidence",
 ]
+# The hunt's summary: what a row is and why it is there; the evidence sentence wraps.
+HUNT_SUMMARY_COLUMNS = [
+    "flags",
+    "peer",
+    "asn_org",
+    "peer_aws_service",
+    "direction",
+    "protocol",
+    "port",
+    "flows",
+    "bytes",
+    "bytes_out",
+    "evidence",
+]
 
 
 def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict[str, Any]) -> Path:
@@ -336,9 +807,14 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     if ns:
         charts["over_time"] = _chart_over_time(ns.get("over_time", []))
         charts["split"] = _chart_split(ns.get("split", []))
-        charts["peers"] = _barh([_peer_label(r) for r in peers_bytes], [r["bytes"] for r in peers_bytes], "bytes")
+        charts["peers"] = _barh(
+            [_peer_label(r) for r in peers_bytes], [r["bytes"] for r in peers_bytes], "bytes", unit="bytes"
+        )
     if runts:
-        charts["runts_action"] = _chart_bars(runts.get("by_action", []), "action", "runts", "single-record flows")
+        by_action = runts.get("by_action", [])
+        charts["runts_action"] = _barh(
+            [str(r["action"]) for r in by_action], [r["runts"] or 0 for r in by_action], "single-record flows"
+        )
         by_port = runts.get("by_port", [])
         charts["runts_port"] = _barh([_port_label(r) for r in by_port], [r["runts"] for r in by_port], "runts")
     nat_total = {"bytes": 0, "cost": 0.0, "saving": 0.0}
@@ -352,12 +828,13 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         charts["nat"] = _barh(
             [f"{r['aws_service']} {r['aws_region'] or ''}".strip() for r in svc[:20]],
             [r["cost_usd"] or 0 for r in svc[:20]],
-            "estimated cost, USD",
+            "estimated cost, USD (green: a gateway endpoint would make it free)",
             ["#2e8b57" if r["gateway_endpoint"] else "#3b6ea8" for r in svc[:20]],
+            unit="usd",
         )
     if "tag_counts" in extras:
         tc = extras["tag_counts"][:25]
-        charts["tags"] = _chart_bars(tc, "tag", "records", "records")
+        charts["tags"] = _barh([str(r["tag"]) for r in tc], [r["records"] or 0 for r in tc], "records")
     if extras.get("rejects_per_day"):
         rj = extras["rejects_per_day"]
         charts["rejects"] = _barh([str(r["day"]) for r in rj[-30:]], [r["rejects"] for r in rj[-30:]], "lines")
@@ -366,17 +843,58 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     flagged = [r for r in hunt.get("peers", []) if r.get("flags")]
     for kind in ("exfiltration", "beaconing", "credential_access", "scanning"):
         look += [r for r in flagged if kind in r["flags"].split(",") and r not in look][:5]
-    toc = [("look", "What to look at")]
+    toc = [("reading", "Reading this report"), ("look", "What to look at")]
     toc += [("traffic", "Traffic"), ("northsouth", "North/south")] if ns else []
     toc += [("runts", "Runts")] if runts else []
     toc += [("talkers", "Talkers and NAT")] if talkers else []
     toc += [("hunt", "Hunt")] if hunt else []
     toc += [("lake", "The lake")]
+
+    xlsx = Path(path).with_suffix(".xlsx").name
+
+    column_notes = meta.get("column_notes") or {}
+
+    def model(
+        report: str, section: str, rows: Rows, cols: Optional[Sequence[str]] = None, why: bool = True, **kw: Any
+    ) -> Any:
+        """A section's table; why: with the section's notes on blank columns (once per section: on the
+        last of its tables)."""
+        m = table_model(rows, cols, more=_where_more(report, section, meta, xlsx), **kw)
+        m["why"] = column_notes.get(f"{report}/{section}", []) if why else []
+        return m
+
     # the NAT's id and resource are in the note above the table: not repeated on every row
     svc_rows = talkers.get("nat_services") or []
     nat_cols = [c for c in (svc_rows[0] if svc_rows else {}) if c not in ("nat", "nat_resource", "computed_at")]
     hunt_rows = hunt.get("peers", [])
-    hunt_cols = [c for c in HUNT_COLUMNS if hunt_rows and c in hunt_rows[0]]
+    present = set(hunt_rows[0]) if hunt_rows else set()
+    # a column that no row fills (no --asn-db, no AWS peer, no beacon) is left out of both hunt tables (the
+    # note under the second says which); the second repeats the key, its evidence sentence is the summary's
+    filled = {c for c in present if any(r.get(c) not in (None, "") for r in hunt_rows)}
+    summary_cols = [c for c in HUNT_SUMMARY_COLUMNS if c in filled]
+    detail_cols = [c for c in HUNT_COLUMNS if c in filled and c != "evidence"]
+    explained = {c for w in (meta.get("column_notes") or {}).get("hunt/peers", []) for c in w["columns"]}
+    hunt_empty = [c for c in HUNT_COLUMNS if c in present and c not in filled and c not in explained]
+    no_rank_by = [c for c in (peers[0] if peers else {}) if c not in ("rank_by", "computed_at")]
+    evidence = {"evidence": human_evidence}
+    t = {
+        "split": model("north_south", "split", ns.get("split", [])),
+        "peers_bytes": model("north_south", "top_peers", peers_bytes, no_rank_by, why=False),
+        "peers_flows": model("north_south", "top_peers", [r for r in peers if r["rank_by"] == "flows"], no_rank_by),
+        "nat_services": model("talkers", "nat_services", svc_rows, nat_cols or None),
+        "nat_sources": model("talkers", "nat_sources", talkers.get("nat_sources", [])),
+        "top_sources": model("talkers", "top_sources", talkers.get("top_sources", [])),
+        "top_destinations": model("talkers", "top_destinations", talkers.get("top_destinations", [])),
+        "hunt_summary": model("hunt", "peers", hunt_rows, summary_cols, why=False, wrap=("evidence",), human=evidence),
+        "hunt_all": model("hunt", "peers", hunt_rows, detail_cols),
+        "tag_counts": table_model(extras.get("tag_counts", []), more="in the lake's tag_counts table"),
+        "dedup_stats": table_model(extras.get("dedup_stats", []), more="in the lake's dedup_stats table"),
+        "rejects_per_day": table_model(extras.get("rejects_per_day", []), more="in the lake's flow_rejects table"),
+        "storage": table_model(extras.get("storage", [])),
+        "storage_days": table_model(extras.get("storage_days", []), limit=62, more="not shown ('flowspark stats')"),
+    }
+    for section in ("by_action", "by_port", "by_source_network", "top_scanners"):
+        t[f"runts_{section}"] = model("runts", section, runts.get(section, []))
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     html = env.from_string(_TEMPLATE).render(
         meta=meta,
@@ -386,16 +904,19 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         talkers=talkers,
         hunt=hunt,
         has_hunt=bool(hunt),
-        hunt_cols=hunt_cols,
-        nat_cols=nat_cols or None,
         look=look,
-        peers_bytes=peers_bytes,
-        peers_flows=[r for r in peers if r["rank_by"] == "flows"],
+        hunt_empty=hunt_empty,
         nat_total=nat_total,
         charts=charts,
         extras=extras,
-        fmt=_fmt,
-        hbytes=_human_bytes,
+        t=t,
+        header=_header,
+        evidence=human_evidence,
+        hbytes=human_bytes,
+        units_note=UNITS_NOTE,
+        glossary=list(DIRECTION_GLOSSARY.items()),
+        glossary_notes=GLOSSARY_NOTES,
+        script=_SCRIPT,
     )
     path.write_text(html, encoding="utf-8")
     return path

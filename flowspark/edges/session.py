@@ -237,14 +237,16 @@ def packages() -> str:
     return ",".join(JVM_PACKAGES[spark_line()])
 
 
-def resolve_jars(cfg: Config) -> list[str]:
-    """Resolve and cache the JVM dependencies now (the set-up step); returns the jar paths."""
+def resolve_jars(cfg: Config, quiet: bool = True) -> list[str]:
+    """Resolve and cache the JVM dependencies now (the set-up step); returns the jar paths. quiet: Ivy's
+    output (every download, proxy warnings) goes to the JVM log file (jvm_log()), not the terminal."""
     line = spark_line()
     jars = cached_jars(line)
     if jars is None:
-        spark = create_session(cfg)
+        spark = create_session(cfg, quiet=quiet)
         spark.stop()
         jars = cached_jars(line)
         if jars is None:
-            raise RuntimeError("Ivy resolution finished but no jars were recorded; see the Spark log above")
+            where = jvm_log() if quiet else "the output above"
+            raise RuntimeError(f"Ivy resolution finished but no jars were recorded; see {where}")
     return jars

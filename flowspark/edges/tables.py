@@ -51,13 +51,13 @@ STATS_COLUMNS: dict[str, str] = {
 }
 
 
-# ---------------------------------------------------------------- layout (issue 14; README, Storage)
+# ---------------------------------------------------------------- layout (docs/storage.md)
 #
 # The compact layout ([storage] layout = "compact"): rows sorted inside each day by these columns before a
 # write (an interface's rows next to each other, so dictionary, run-length and delta encodings work),
 # Parquet v2 data pages (delta encoding of integers and timestamps) and zstd at [storage] zstd_level.
-# "plain" writes as Spark and Delta do by default (the layout before issue 14). Orders chosen by measurement
-# on 1 M generated records (README, Storage): flow_records by addresses (srcaddr is its largest column:
+# "plain" writes as Spark and Delta do by default (the layout before "compact"). Orders chosen by measurement
+# on 1 M generated records (docs/storage.md): flow_records by addresses (srcaddr is its largest column:
 # 6.0 -> 3.9 B/row), flows by start (its start/end/window_start shrink most: 16.5 MB against 18.0 MB by
 # addresses, 18.6 MB unsorted).
 SORT_COLUMNS: dict[str, list[str]] = {

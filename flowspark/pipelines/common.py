@@ -34,12 +34,28 @@ def check_flow_format(fmt: str) -> list[str]:
     return parse_format(fmt)
 
 
-def check_lake(lake: str) -> None:
-    """ConfigError unless `lake` can be a lake root: a folder (existing or not) or an object-store prefix."""
+def check_lake(lake: str, writes: bool = True) -> None:
+    """ConfigError unless `lake` can be a lake root: a folder (existing or not) or an object-store prefix; a
+    local lake the command writes must be a folder this user can create or write (said before Spark starts)."""
     import os
 
-    if is_local(lake) and os.path.isfile(to_local_path(os.path.expanduser(lake))):
+    if not is_local(lake):
+        return
+    root = to_local_path(os.path.expanduser(lake))
+    if os.path.isfile(root):
         raise ConfigError(f"--lake {lake} is a file; give a folder or s3://bucket/prefix for the Delta tables")
+    if not writes:
+        return
+    probe = os.path.abspath(root)
+    while not os.path.exists(probe):  # the nearest folder that exists is where the lake gets created
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ConfigError(f"--lake {lake} cannot be created: {probe} is a file, not a folder; give another folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--lake {lake} cannot be written: permission denied on {probe}; give a folder you can write, or fix "
+            "its permissions"
+        )
 
 
 def require_local(lake: str, names: list[str]) -> None:

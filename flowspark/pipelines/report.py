@@ -12,8 +12,11 @@ Reports (rules in :mod:`flowspark.core.reports`):
                  and the top N peer/ports by bytes, with the evidence columns
 
 Every section row carries the range it covers (date_from, date_to; null = open) and computed_at; a
-rerun of the same range replaces that range's rows only. Only aggregated, bounded rows (top N, a few
-per direction/action/hour) are brought to the driver, for the files.
+rerun of the same range replaces that range's rows only. A column that is blank (or absent) for a known
+reason (no --asn-db, no interfaces snapshot, beacon measures on beaconing rows only, ...) is explained in
+ReportSummary.column_notes and the writers' meta["column_notes"] (flowspark.core.reports.blank_reasons).
+Only aggregated, bounded rows (top N, a few per direction/action/hour) are brought to the driver, for the
+files.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def report_names(name: str) -> list[str]:
     if key == "all":
         return list(REPORTS)
     if key not in REPORTS:
-        raise ValueError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)} or all")
+        names = ", ".join(r.replace("_", "-") for r in REPORTS)
+        raise ValueError(f"unknown report {name!r}; choose one of {names} or all")
     return [key]
 
 
@@ -106,6 +110,9 @@ class ReportSummary:
     seconds: dict[str, float] = field(default_factory=dict)  # report -> seconds
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # why a column is blank or absent, per section written: "<report>/<section>" -> [{"columns": [...],
+    # "why": "..."}] (flowspark.core.reports.column_notes); only sections with a blank column
+    column_notes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     total_seconds: float = 0.0
 
     def range_text(self) -> str:
@@ -363,6 +370,13 @@ def run_report(
         inp.interfaces, inp.addresses = R.interface_resources(latest), R.address_resources(latest)
     at = utc_now()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    reasons = R.blank_reasons(
+        ntp=thresholds(cfg.reports)[0],
+        asn_db=bool(opts.asn_db),
+        interfaces=inp.addresses is not None,
+        exclude_aws=cfg.reports.exclude_aws_peers,
+        ip=opts.ip,
+    )
     try:
         for report in names:
             t = time.time()
@@ -386,6 +400,9 @@ def run_report(
                     count = len(rows)
                 results[report][section] = rows
                 summary.rows[f"{report}/{section}"] = count
+                why = R.column_notes(reasons.get(f"{report}/{section}", ()), df.columns, rows)
+                if why:
+                    summary.column_notes[f"{report}/{section}"] = why
             summary.seconds[report] = time.time() - t
             if progress:
                 progress(f"report {report}: {time.time() - t:.1f} s")
@@ -401,6 +418,9 @@ def run_report(
             "range": summary.range_text(),
             "computed_at": at.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "notes": summary.notes,
+            # {"<report>/<section>": [{"columns": [...], "why": "..."}]}: why a column is blank or absent
+            "column_notes": summary.column_notes,
+            "formats": formats,  # the HTML's "N more rows in ..." names only the files written
             "top_n": opts.top_n,
             "nat_price": thresholds(cfg.reports)[2],
             "price_source": cfg.reports.nat_price_source,

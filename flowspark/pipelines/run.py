@@ -91,8 +91,10 @@ def run_daily(
     report_options: Optional[ReportOptions] = None,
     progress: Callable[[str], None] = print,
     keep_records: Optional[bool] = None,
+    fmt: Optional[str] = None,
 ) -> RunSummary:
-    """Run `steps` in order in this session; `progress` gets each step's summary as it ends."""
+    """Run `steps` in order in this session; `progress` gets each step's summary as it ends. fmt: the field
+    order of headerless objects (ingest's --input-format)."""
     t0 = time.time()
     if window:  # the window of a flows table this run makes (an existing one keeps its own)
         cfg = with_overrides(cfg, dedup={"window": window})
@@ -111,7 +113,7 @@ def run_daily(
 
         def ingest() -> str:
             nonlocal spans
-            s = run_ingest(spark, cfg, source, lake, date_from, date_to, keep_records=keep_records)
+            s = run_ingest(spark, cfg, source, lake, date_from, date_to, fmt=fmt, keep_records=keep_records)
             summary.ingest = s
             touched = [dt.date.fromisoformat(d) for d in s.dates]
             # Later steps work on the days this ingest wrote; with nothing new, on the range asked for.
