@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from flowspark.pipelines.common import (
     spark_log,
     with_overrides,
 )
+from flowspark.progress import Progress
 from flowspark.stopper import Stopper
 
 log = logging.getLogger("flowspark")
@@ -39,7 +41,7 @@ EXIT_CODES = """\
 exit codes (every command):
   0    done, or nothing new to do
   1    the job failed a check (reconciliation, conservation) or an unexpected error (-v for the trace)
-  2    bad arguments, configuration or environment (the cause named; nothing written)
+  2    bad arguments, configuration or environment (the cause named; fix it, then rerun)
   3    objects were found and no record could be read from any of them
   4    the share of rejected lines or objects is above --max-reject-ratio (the rows are written)
   130  interrupted (Ctrl-C), 143 stopped (SIGTERM): rerun to complete the run"""
@@ -156,7 +158,13 @@ def spark_for(cfg: Config) -> Any:
 
     spark = create_session(cfg, quiet=not _VERBOSE[0])
     _STOP.install()  # again: PySpark's SparkContext puts its own SIGINT handler in place
+    if not _VERBOSE[0] and _PROGRESS[0] is None:  # tasks done of total, on a terminal only
+        _PROGRESS[0] = Progress.on_terminal(_COMMAND[0], spark.sparkContext)
     return spark
+
+
+_PROGRESS: list[Progress | None] = [None]
+_COMMAND = ["?"]
 
 
 _STOP = Stopper()
@@ -230,7 +238,7 @@ def _ingest_parser(sub: Any) -> None:
         "ingest",
         help="raw flow logs (folder or S3) -> <lake>/flows (merged per 1 h window), flow_records, flow_rejects",
         description=(
-            "Read VPC flow logs (text .log/.log.gz with or without a header, any format of versions 2-10; "
+            "Read VPC flow logs (text .log/.log.gz with or without a header, any format of versions 2-11; "
             "or .log.parquet) from a folder or S3 prefix, in the default or Hive-style key layout; merge "
             "their records into <lake>/flows (one row per 1 h window and flow key) and keep them in "
             "<lake>/flow_records (unless --no-keep-records). Lines that do not parse go to <lake>/flow_rejects with "
@@ -795,7 +803,9 @@ def _first_line(exc: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# Causes a person can fix, recognised in a failure's message: (words, what to say, exit code).
+# Causes a person can fix, recognised in a failure's message (the exception's, Java's included): (words, what
+# to say, exit code), first match wins. 2: the environment (credentials, permissions, disk, a table this
+# flowspark cannot read): fix it, nothing to resume; 1: the run failed and a rerun resumes it.
 _KNOWN_CAUSES = (
     (
         ("NoCredentialsError", "No AWS Credentials", "NoAuthWithAWSException", "Unable to load AWS credentials"),
@@ -809,7 +819,79 @@ _KNOWN_CAUSES = (
         2,
     ),
     (("NoSuchBucket", "bucket does not exist"), "the S3 bucket does not exist: check the URI", 2),
+    (
+        ("SlowDown", "Slow Down", "reduce your request rate"),
+        "S3 throttled the job (503 SlowDown) beyond its retries: rerun it later (it resumes where it stopped), or "
+        "raise fs.s3a.retry.limit / fs.s3a.attempts.maximum",
+        1,
+    ),
+    (
+        ("No space left on device", "ENOSPC"),
+        "the disk is full: free space where the lake or Spark's scratch space (spark.local.dir, /tmp by default) "
+        "lives, then rerun (it resumes; files of the cancelled write go at the next 'flowspark maintain')",
+        2,
+    ),
+    (("Read-only file system", "EROFS"), "a read-only file system: give a --lake on one that can be written", 2),
+    (
+        ("Permission denied", "AccessDeniedException", "EACCES"),
+        "permission denied on a file of the lake or the source: fix its permissions, or give another --lake",
+        2,
+    ),
+    (
+        ("OutOfMemoryError", "Java heap space", "GC overhead limit exceeded", "MemoryError"),
+        "out of memory: raise [spark] driver_memory in the config (executors: spark.executor.memory and "
+        "memoryOverhead, docs/operations.md), or give the run fewer days (--from/--to); rerun resumes",
+        1,
+    ),
+    (
+        (
+            "DELTA_INVALID_PROTOCOL_VERSION", "DELTA_UNSUPPORTED_FEATURES_FOR_READ",
+            "DELTA_UNSUPPORTED_FEATURES_FOR_WRITE", "DELTA_UNSUPPORTED_READER_TABLE_FEATURES",
+            "DELTA_UNSUPPORTED_WRITER_TABLE_FEATURES", "InvalidProtocolVersionException",
+        ),
+        "a table of the lake was written by a newer Delta Lake (a newer flowspark, or another writer): upgrade "
+        "flowspark, or give another --lake",
+        2,
+    ),
+    (
+        ("DELTA_CONCURRENT", "ConcurrentAppendException", "ConcurrentDeleteReadException", "ProtocolChangedException"),
+        "another run changed the same table at the same time and the retries ran out: rerun (it resumes)",
+        1,
+    ),
+    (
+        ("DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND", "is not a Delta table", "DELTA_EMPTY_DIRECTORY"),
+        "a folder of the lake is not a Delta table (files put there by hand, or a table half deleted): move it "
+        "away, or give another --lake",
+        2,
+    ),
+    (
+        (
+            "DELTA_LOG_FILE_NOT_FOUND", "DELTA_VERSIONS_NOT_CONTIGUOUS", "DELTA_STATE_RECOVER_ERROR",
+            "FAILED_READ_FILE.FILE_NOT_EXIST", "underlying files have been updated",
+        ),
+        "a table of the lake has files missing (deleted or vacuumed by hand?): restore them from a backup, or "
+        "give another --lake",
+        2,
+    ),
 )
+_DELTA_CLASS = re.compile(r"\[(DELTA_[A-Z_]+)\]")
+
+
+def explain(exc: BaseException) -> tuple[str, int] | None:
+    """A failure as (one line: the cause and what to do, exit code), when its message says a known cause; a
+    Delta error class not in the table is named with Delta's own first sentence."""
+    message = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        message += f" {type(cause).__name__}: {cause}"
+    for words, say, code in _KNOWN_CAUSES:
+        if any(w in message for w in words):
+            return f"{say} ({_first_line(exc, 200)})", code
+    m = _DELTA_CLASS.search(message)
+    if m:
+        said = message[m.end() :].strip().split("\n")[0][:300]
+        return f"Delta Lake refused the operation ({m.group(1)}): {said}", 1
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -825,6 +907,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in getattr(args, "deprecated", None) or []:
         log.warning(note)
     global _STOP
+    _COMMAND[0] = args.command
     _STOP = Stopper()
     _STOP.install()
     try:
@@ -833,6 +916,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     finally:
         _STOP.restore()
+        if _PROGRESS[0] is not None:
+            _PROGRESS[0].stop()
+            _PROGRESS[0] = None
     if _STOP.signum is not None:
         print(
             f"flowspark {args.command}: interrupted ({signal.Signals(_STOP.signum).name}); rerun to complete it",
@@ -864,11 +950,10 @@ def _main(args: argparse.Namespace, verbose: bool) -> int:
             return 128 + _STOP.signum
         if verbose:
             raise
-        message = f"{type(exc).__name__}: {exc}"
-        for words, say, code in _KNOWN_CAUSES:
-            if any(w in message for w in words):
-                print(f"flowspark {args.command}: error: {say} ({_first_line(exc, 200)})", file=sys.stderr)
-                return code
+        known = explain(exc)
+        if known is not None:
+            print(f"flowspark {args.command}: error: {known[0]}", file=sys.stderr)
+            return known[1]
         where = f"; Spark's log: {spark_log()}" if spark_log() else ""
         print(
             f"flowspark {args.command}: failed: {type(exc).__name__}: {_first_line(exc)} "

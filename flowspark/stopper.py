@@ -28,6 +28,7 @@ class Stopper:
         self.signum: int | None = None
         self.done = threading.Event()
         self.saved: dict[int, Any] = {}
+        self.canceller: threading.Thread | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -38,6 +39,8 @@ class Stopper:
 
     def restore(self) -> None:
         self.done.set()
+        if self.canceller is not None:  # no job of what runs next in this process gets cancelled
+            self.canceller.join(timeout=5)
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
         self.saved.clear()
@@ -50,7 +53,8 @@ class Stopper:
             f"flowspark: {signal.Signals(signum).name}: stopping (the running Spark jobs are cancelled; the next "
             "run completes or undoes what this one left open). Again to end at once.\n"
         )
-        threading.Thread(target=self._cancel, daemon=True, name="flowspark-stop").start()
+        self.canceller = threading.Thread(target=self._cancel, daemon=True, name="flowspark-stop")
+        self.canceller.start()
 
     def _cancel(self) -> None:
         from pyspark import SparkContext

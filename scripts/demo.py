@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 _KEEP = {
     "ingest": ("records", "rejected", "flows", "check"),
     "tag": ("tagged", "check"),
+    "ip-ranges": ("sync_token", "prefixes", "written"),
     "classify": ("addresses",),
     "reports": ("note",),
 }

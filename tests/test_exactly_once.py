@@ -303,9 +303,10 @@ def test_the_crash_points_are_the_ones_the_code_has():
 
 
 @contextlib.contextmanager
-def _crash_armed(evidence: Path, point: str):
-    """This process's hooks armed to crash in-process at `point` (hooks.Crashed raised there), for the block."""
-    env = {**_hooks(evidence, FLOWSPARK_FAULT=point), "FLOWSPARK_FAULT_MODE": "raise"}
+def _crash_armed(evidence: Path, point: str, mode: str = "raise"):
+    """This process's hooks armed to crash in-process at `point` (hooks.Crashed raised there; mode "sigterm":
+    this process sent SIGTERM there), for the block."""
+    env = {**_hooks(evidence, FLOWSPARK_FAULT=point), "FLOWSPARK_FAULT_MODE": mode}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -401,6 +402,31 @@ def test_sigterm_stops_the_run_then_a_rerun_equals_a_clean_run(spark, cfg, sourc
     assert "Traceback" not in err and "Py4J" not in err, err[-3000:]
     run_ingest(spark, cfg, str(src), str(lake))
     assert _ledger_states(spark, lake) == {"done": truth["objects"]}
+    _assert_same_lake(spark, lake, clean_lake)
+
+
+@pytest.mark.parametrize("point", [p for p in ingest.FAULT_POINTS if p != "reading"])
+def test_sigterm_at_each_commit_point_stops_the_run_then_a_rerun_equals_a_clean_run(
+    spark, cfg, source, clean_lake, tmp_path, monkeypatch, capsys, point
+):
+    """SIGTERM arriving at each commit point of ingest (the hook sends it to this process there; during the
+    read is test_sigterm_stops_the_run_...): the CLI stops the run at its next Spark job, says "interrupted" in
+    one line and exits 143, with no trace; the next run makes the lake equal to a clean run's."""
+    import flowspark.cli
+
+    src, truth, _ = source
+    lake = tmp_path / "lake"
+    monkeypatch.setattr(flowspark.cli, "spark_for", lambda c: spark)
+    with _crash_armed(tmp_path / "hooks", point, mode="sigterm"):
+        code = flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(lake)])
+    err = capsys.readouterr().err
+    assert _evidence(tmp_path / "hooks", f"fault.{point}"), err[-2000:]
+    assert code == 143, err[-3000:]
+    assert "flowspark ingest: interrupted (SIGTERM); rerun to complete it" in err
+    assert "Traceback" not in err and "Py4J" not in err, err[-3000:]
+    run_ingest(spark, cfg, str(src), str(lake))
+    assert _ledger_states(spark, lake) == {"done": truth["objects"]}
+    assert _duplicates(spark, lake) == 0
     _assert_same_lake(spark, lake, clean_lake)
 
 

@@ -337,18 +337,66 @@ def test_cli_ingest_headerless_with_format(spark, samples, tmp_path, capsys):
     shutil.rmtree(src)
 
 
-def test_a_misspelt_header_field_is_named_in_the_summary(spark, cfg, tmp_path, caplog):
-    """A header with 'srcadr' (for srcaddr): the records go in (srcaddr NULL, the address in extra_fields),
-    and the summary and a warning name the unknown field and the field it is closest to."""
+def test_a_misspelt_header_field_is_named_and_a_misspelt_key_field_rejects_the_lines(spark, cfg, tmp_path, caplog):
+    """Headers with 'srcadr' (for srcaddr) and 'protcol' (for protocol), fields of the flow key: their data lines
+    are rejects naming both names (never rows with a NULL in the key); a NODATA line of the same object is a
+    record. 'pakets' (for packets, not a key field): the rows go in, the value in extra_fields. The summary and
+    a warning name every unknown field with the known field it is closest to."""
     src = tmp_path / "src"
     src.mkdir()
-    header = "version account-id interface-id srcadr dstaddr srcport dstport protocol packets bytes start end action log-status"
+    v2 = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
     rows = [f"2 123456789012 eni-a 10.0.0.{i} 10.0.1.1 4915{i} 443 6 1 100 1620140761 1620140821 ACCEPT OK" for i in range(3)]
-    (src / "typo.log").write_text("\n".join([header, *rows]) + "\n")
+    nodata = "2 123456789012 eni-a - - - - - - - 1620140761 1620140821 - NODATA"
+    for name, header in (("a", v2.replace("srcaddr", "srcadr")), ("b", v2.replace("protocol", "protcol")),
+                         ("c", v2.replace("packets", "pakets"))):  # fmt: skip
+        (src / f"{name}.log").write_text("\n".join([header, *rows, nodata]) + "\n")
     s = run_ingest(spark, cfg, str(src), str(tmp_path / "lake"))
-    assert s.reconciled() and s.rows_written == 3
-    assert s.unknown_fields == {"srcadr": 1}
-    assert "unknown fields srcadr (1 object; srcaddr?)" in s.text()
-    assert any("srcadr (1 object; srcaddr?)" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    got = records_of(spark, str(tmp_path / "lake")).select("srcaddr", F.col("extra_fields")["srcadr"].alias("x"))
-    assert sorted(tuple(r) for r in got.collect()) == [(None, f"10.0.0.{i}") for i in range(3)]
+    assert s.reconciled() and (s.rows_written, s.rejected) == (3 + 1 + 1 + 1, 6), s.text()
+    assert s.unknown_fields == {"srcadr": 1, "protcol": 1, "pakets": 1}
+    text = "unknown fields pakets (1 object; packets?), protcol (1 object; protocol?), srcadr (1 object; srcaddr?)"
+    assert text in s.text()
+    assert any(text[len("unknown fields "):] in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    rejects = tables.read(spark, str(tmp_path / "lake"), tables.FLOW_REJECTS)
+    why = "(not a flow log field) for {}: a field of the flow key would be empty; fix the header or --input-format"
+    expected = [(f"{f}.log", line, f"the format has {bad} " + why.format(key))
+                for f, bad, key in (("a", "srcadr", "srcaddr"), ("b", "protcol", "protocol")) for line in (2, 3, 4)]  # fmt: skip
+    assert_df_equality(
+        rejects.select(F.regexp_extract("source_file", r"([^/]+)$", 1).alias("f"), "line_number", "reason"),
+        spark.createDataFrame(expected, "f string, line_number long, reason string"),
+        ignore_row_order=True, ignore_nullable=True,
+    )  # fmt: skip
+    got = records_of(spark, str(tmp_path / "lake")).select(
+        F.regexp_extract("source_file", r"([^/]+)$", 1).alias("f"), "source_line", "log_status", "packets",
+        F.col("extra_fields")["pakets"].alias("x"),
+    )  # fmt: skip
+    want = [("a.log", 5, "NODATA", None, None), ("b.log", 5, "NODATA", None, None), ("c.log", 5, "NODATA", None, None)]
+    want += [("c.log", line, "OK", None, "1") for line in (2, 3, 4)]
+    assert_df_equality(
+        got, spark.createDataFrame(want, "f string, source_line long, log_status string, packets long, x string"),
+        ignore_row_order=True, ignore_nullable=True,
+    )  # fmt: skip
+
+
+def test_account_and_region_come_from_the_object_name_when_the_format_lacks_them(spark, cfg, tmp_path):
+    """AWS names every object {account}_vpcflowlogs_{region}_...: a format without account-id or region gets
+    them from there (account_id is part of the flow key); a format with them keeps its own values; an object
+    with another name keeps NULL."""
+    day = tmp_path / "src" / "AWSLogs" / "111122223333" / "vpcflowlogs" / "eu-west-3" / "2021" / "05" / "04"
+    day.mkdir(parents=True)
+    aws = "111122223333_vpcflowlogs_eu-west-3_fl-0abc_20210504T1500Z_9f8e7d6c.log"
+    line = "eni-a 10.0.0.1 10.0.1.1 49152 443 6 1 100 1620140761 1620140821 ACCEPT OK"
+    (day / aws).write_text("interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n" + line + "\n")
+    own = aws.replace("T1500Z_9f8e7d6c", "T1505Z_1a2b3c4d")
+    (day / own).write_text(
+        "account-id region interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"
+        f"444455556666 us-east-1 {line}\n"
+    )
+    (day / "export.log").write_text("interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n" + line + "\n")
+    s = run_ingest(spark, cfg, str(tmp_path / "src"), str(tmp_path / "lake"))
+    assert s.reconciled() and s.rows_written == 3 and s.rejected == 0
+    got = records_of(spark, str(tmp_path / "lake")).select(
+        F.regexp_extract("source_file", r"([^/]+)$", 1).alias("f"), "account_id", "region"
+    )
+    want = [(aws, "111122223333", "eu-west-3"), (own, "444455556666", "us-east-1"), ("export.log", None, None)]
+    assert_df_equality(got, spark.createDataFrame(want, "f string, account_id string, region string"),
+                       ignore_row_order=True, ignore_nullable=True)  # fmt: skip

@@ -30,13 +30,17 @@ V5_HEADER = (
 )
 TGW_HEADER = "version srcaddr dstaddr srcport dstport protocol packets bytes start end log-status"
 NEWER_HEADER = "version srcport dstport protocol start end action future-field"
+# a header with a field of the flow key misspelt (srcadr for srcaddr): its data lines are rejects
+MISSPELT_HEADER = V5_HEADER.replace(" srcaddr ", " srcadr ")
 FORMATS = {
     "default": (tuple(DEFAULT_FORMAT), False),
     "v5": (tuple(V5_HEADER.split(" ")), True),
     "tgw": (tuple(TGW_HEADER.split(" ")), True),
     "newer": (tuple(NEWER_HEADER.split(" ")), True),
+    "misspelt": (tuple(MISSPELT_HEADER.split(" ")), True),
 }
 GOOD = {
+    "srcadr": "10.0.0.1",
     "version": "2",
     "account-id": "123456789012",
     "interface-id": "eni-a",
@@ -79,6 +83,7 @@ NUMBERS = {
     "start": ("epoch", None), "end": ("epoch", None), "tcp-flags": ("int", (0, 65535)),
     "traffic-path": ("int", (0, 255)),
 }  # fmt: skip
+MISSPELT = {"srcadr": "srcaddr"}  # the README's example of a misspelt field of the flow key
 VERSION_OF = {"tcp-flags": 3, "traffic-path": 5, "flow-direction": 5}  # the fields the formats above use
 TGW_ONLY_OK = set(TGW_HEADER.split(" ")) | {"tcp-flags", "type", "resource-type", "tgw-id"}
 FITS = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1), "epoch": (0, 253_402_300_799_999)}
@@ -101,6 +106,10 @@ def oracle(names: tuple[str, ...], text: str) -> tuple[str, str | None]:
     value = dict(zip(names, tokens))
     data_row = value.get("log-status", "-") in ("-", "OK")
     reasons, numbers = [], {}
+    misspelt = [(n, MISSPELT[n]) for n in names if n in MISSPELT and MISSPELT[n] not in names]
+    if misspelt and data_row:  # first: a field of the flow key misspelt in the header
+        pairs = ", ".join(f"{n} (not a flow log field) for {key}" for n, key in misspelt)
+        reasons.append(f"the format has {pairs}: a field of the flow key would be empty; fix the header or --input-format")
     for field, (kind, bounds) in NUMBERS.items():
         raw = value.get(field)
         if raw is None or raw == "-":
@@ -120,7 +129,7 @@ def oracle(names: tuple[str, ...], text: str) -> tuple[str, str | None]:
         if field in value and value[field] != "-" and value[field] not in allowed:
             reasons.append(f"{field}: unknown value '{value[field]}'")
     if "version" in numbers:
-        known = [n for n in names if n in GOOD and n != "future-field"]
+        known = [n for n in names if n in GOOD and n not in ("future-field", "srcadr")]
         expected = max([2] + [VERSION_OF.get(n, 2) for n in known])
         if len(known) < len(names):  # a field this version does not know: a newer version
             ok, text_ = numbers["version"] >= expected, f"version {expected}"

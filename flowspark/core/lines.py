@@ -16,10 +16,13 @@ Parquet deliveries (`parse_parquet`) take the same rules after their columns are
 Tag's single-file mode (`flowspark tag --flow-log`, no Spark) counts the same batches, so ingest and tag
 can never disagree on a line.
 
-The rule table, in the order reasons are reported (`rules_for`): each numeric field of the format in
-catalogue order (not a number / does not fit its type / outside its range on data rows), then action and
-log-status (a known value), then the version of the format, then undecodable bytes. A wrong field count
-replaces all of them: nothing else is checked on such a line.
+The rule table, in the order reasons are reported (`rules_for`): the fields of the flow key (a format
+whose header misspells one, `srcadr` for `srcaddr`, has its data lines rejected naming both, never rows
+with a NULL in the key; account-id and region come from the object's AWS name when the format lacks
+them); each numeric field of the format in catalogue order (not a number / does not fit its type /
+outside its range on data rows), then action and log-status (a known value), then the version of the
+format, then undecodable bytes. A wrong field count replaces all of them: nothing else is checked on such
+a line.
 
 Numbers: ASCII digits with an optional sign, leading and trailing ASCII control characters ignored (as
 Spark's casts read them); int fields must fit 32 bits, long fields 64. Timestamps (start, end): epoch
@@ -49,6 +52,7 @@ from flowspark.core.schema import (
     EXTRA_FIELDS_COLUMN,
     FIELDS,
     LOG_STATUSES,
+    PERCENT_ENCODED,
     SOURCE_FILE,
     SOURCE_LINE,
     Field,
@@ -97,6 +101,14 @@ TGW_FIELDS = frozenset(
 _TRIMMED = "".join(chr(c) for c in range(0x21)) + "\x7f"
 _ODD = ("\ufeff", "\r", "\t", "\u00a0")  # become spaces before a line is split
 _FILE_DAY = re.compile(r"_(\d{8})T\d{4}Z_")
+# An AWS object's name: {account}_vpcflowlogs_{region}_{flow log id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz (or
+# .log.parquet), in the plain and the Hive-compatible layouts alike.
+_FILE_ORIGIN = re.compile(r"(?:^|/)(\d{12})_vpcflowlogs_([a-z]{2}(?:-[a-z]+)+-\d+)_[^/]*$")
+# The fields of the flow key (flowspark.core.dedup.DEFAULT_KEY; account-id comes from the object's name when
+# the format lacks it). A format may leave them out (AWS's own NAT examples have no ports and no start), but a
+# header whose unknown name is one of them misspelt would give rows with a NULL in the key, merged with each
+# other in flows: the data lines of such an object are rejects instead, naming both.
+KEY_FIELDS = ("interface-id", "tgw-attachment-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "start")
 
 
 # ------------------------------------------------------------------ the parsed schema
@@ -278,14 +290,45 @@ class Version:
         return _where(pc.fill_null(bad, False), lambda: _concat("version: ", version, text))
 
 
-Rule = Number | OneOf | Version
+def nearest_field(name: str) -> str | None:
+    """The known field name closest to an unknown one ('srcadr' -> 'srcaddr'), or None."""
+    import difflib
+
+    near = difflib.get_close_matches(name, [f.aws for f in FIELDS], n=1, cutoff=0.75)
+    return near[0] if near else None
+
+
+@dataclass(frozen=True)
+class KeyFields:
+    """No field of the flow key (KEY_FIELDS) may be missing because the header misspelt it: an unknown name
+    whose nearest known name is a missing key field rejects every data row, naming both."""
+
+    text: str
+
+    @classmethod
+    def of_format(cls, names: Sequence[str]) -> KeyFields | None:
+        present = set(names)
+        misspelt = [(n, near) for n in names if n not in BY_AWS and (near := nearest_field(n)) in KEY_FIELDS]
+        misspelt = [(n, near) for n, near in misspelt if near not in present]
+        if not misspelt:
+            return None
+        pairs = ", ".join(f"{n} (not a flow log field) for {near}" for n, near in misspelt)
+        return cls(f"the format has {pairs}: a field of the flow key would be empty; fix the header or --input-format")
+
+    def reasons(self, data_row: pa.Array) -> pa.Array | None:
+        return _where(data_row, lambda: pa.scalar(self.text))
+
+
+Rule = KeyFields | Number | OneOf | Version
 
 
 def rules_for(names: Sequence[str]) -> list[Rule]:
     """The rule table of one format (field names in any order; unknown names allowed), in report order
     (undecodable bytes come last, after these)."""
     present = set(names)
-    rules: list[Rule] = [Number(f, RANGES.get(f.aws)) for f in FIELDS if f.aws in present and f.kind != "string"]
+    key = KeyFields.of_format(names)
+    rules: list[Rule] = [key] if key is not None else []
+    rules += [Number(f, RANGES.get(f.aws)) for f in FIELDS if f.aws in present and f.kind != "string"]
     rules += [OneOf(aws, allowed) for aws, allowed in ENUMS.items() if aws in present]
     if "version" in present:
         rules.append(Version.of_format(names))
@@ -399,6 +442,24 @@ def file_day(source_file: str) -> int | None:
     return (day - dt.date(1970, 1, 1)).days
 
 
+def file_origin(source_file: str) -> tuple[str | None, str | None]:
+    """(account-id, region) in an AWS object's name, or (None, None)."""
+    m = _FILE_ORIGIN.search(source_file)
+    return (m.group(1), m.group(2)) if m else (None, None)
+
+
+def _from_names(lines: Lines, ids: np.ndarray, fmt: TextFormat) -> dict[str, pa.Array]:
+    """account_id and region from each object's name, for a format without them (AWS's names carry both)."""
+    out: dict[str, pa.Array] = {}
+    for i, (aws, column) in enumerate((("account-id", "account_id"), ("region", "region"))):
+        if aws in fmt.names:
+            continue
+        per_file = pa.array([file_origin(f)[i] for f in lines.files], pa.string())
+        if per_file.null_count < len(per_file):
+            out[column] = per_file.take(pa.array(ids))
+    return out
+
+
 def _event_date(start: pa.Array | None, fallback: np.ndarray | None, n: int) -> pa.Array:
     """The UTC date of `start`; records without one take their object's delivery day (`fallback`: days
     since 1970 per row, -1 where the object's name has none)."""
@@ -440,6 +501,8 @@ def _columns(
             reasons.append(rule.reasons(raw[rule.field.aws], num, data_row))
         elif isinstance(rule, OneOf):
             reasons.append(rule.reasons(raw[rule.aws]))
+        elif isinstance(rule, KeyFields):
+            reasons.append(rule.reasons(data_row))
         else:
             reasons.append(rule.reasons(numbers["version"].value))
     if undecodable is not None:
@@ -455,8 +518,22 @@ def _columns(
         if f.aws not in raw:
             continue
         typed[f.column] = _typed(numbers[f.aws].value, f.kind) if f.aws in numbers else raw[f.aws]
+        if f.aws in PERCENT_ENCODED:
+            typed[f.column] = _percent_decoded(typed[f.column])
     typed[EVENT_DATE] = _event_date(typed.get("start"), fallback_day, n)
     return typed, reason
+
+
+def _percent_decoded(values: pa.Array) -> pa.Array:
+    """Percent-encoded UTF-8 (the tag values of version 11) decoded, each distinct value once (a column of tag
+    values has few); bytes that are not UTF-8 once decoded become U+FFFD. Values without '%' are as written."""
+    from urllib.parse import unquote
+
+    if not pc.any(pc.fill_null(pc.match_substring(values, "%"), False)).as_py():
+        return values
+    coded = pc.dictionary_encode(values)
+    plain = pa.array([unquote(v, errors="replace") for v in coded.dictionary.to_pylist()], pa.string())
+    return pc.take(plain, coded.indices)
 
 
 def _extra(raw: dict[str, pa.Array], unknown: Sequence[str], n: int) -> pa.Array:
@@ -521,6 +598,7 @@ def _rows(
     return _assemble(
         n,
         {
+            **_from_names(lines, ids, fmt),
             **typed,
             "kind": pc.if_else(valid, RECORD, REJECT),
             "reason": reason,

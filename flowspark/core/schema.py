@@ -1,4 +1,4 @@
-"""The field catalogue: every VPC flow log field of versions 2 to 10, once.
+"""The field catalogue: every VPC flow log field of versions 2 to 11, once.
 
 AWS names fields with hyphens in formats and text headers (``log-status``) and with underscores
 in Parquet deliveries; tables use snake_case (``log_status``). Everything else in flowspark asks
@@ -143,6 +143,26 @@ FIELDS: list[Field] = [
     *_fields(8, [("reject-reason", "string")]),
     *_fields(9, [("resource-id", "string")]),
     *_fields(10, [("encryption-status", "string")]),
+    # Next hop, interface type and EC2 tags (version 11, 2026-06-10). The six tag fields hold tag VALUES,
+    # percent-encoded UTF-8 as AWS writes them (stored decoded); the keys are the flow log's
+    # TagFieldSpecifications (1-2 keys each for instance, network-interface and auto-scaling-group).
+    *_fields(
+        11,
+        [
+            ("interface-type", "string"),
+            ("next-hop-interface-id", "string"),
+            ("next-hop-subnet-id", "string"),
+            ("next-hop-az-id", "string"),
+            ("next-hop-vpc-id", "string"),
+            ("next-hop-interface-type", "string"),
+            ("instance-tag", "string"),
+            ("instance-tag-2", "string"),
+            ("interface-tag", "string"),
+            ("interface-tag-2", "string"),
+            ("asg-tag", "string"),
+            ("asg-tag-2", "string"),
+        ],
+    ),
     # Field names of versions this catalogue does not know yet are not lost: ingest keeps them,
     # with their values, in the `extra_fields` map column.
 ]
@@ -151,6 +171,10 @@ BY_AWS: dict[str, Field] = {f.aws: f for f in FIELDS}
 BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS}
 
 DEFAULT_FORMAT: list[str] = [f.aws for f in FIELDS if f.version == 2]
+# Fields whose values AWS writes percent-encoded (UTF-8): stored decoded.
+PERCENT_ENCODED = frozenset(
+    ["instance-tag", "instance-tag-2", "interface-tag", "interface-tag-2", "asg-tag", "asg-tag-2"]
+)
 DEFAULT_FORMAT_STRING = " ".join(DEFAULT_FORMAT)
 
 ACTIONS = ("ACCEPT", "REJECT")

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from flowspark.core.dedup import DEFAULT_KEY
+from flowspark.core.dedup import CARRIED, DEFAULT_KEY
 from flowspark.core.reports import HuntThresholds
+from flowspark.core.schema import BY_COLUMN, EXTRA_FIELDS_COLUMN
 
 _HUNT = HuntThresholds()  # the hunt thresholds' defaults and their reasons live in core/reports.py
 
@@ -60,6 +61,9 @@ class IngestConfig:
     # (CloudTrail's .json.gz, ...) and reject every line of them; add others here when you need them.
     text_suffixes: tuple[str, ...] = (".log.gz", ".log")
     parquet_suffixes: tuple[str, ...] = (".log.parquet",)
+    # Fields not stored (NULL in flow_records and flows), by AWS or column name: e.g. the version 11 tag values,
+    # which can hold personal data. Only carried fields: the key and the counts are what compaction needs.
+    drop_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,15 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[spark] jars must be 'resolve' or 'cluster', got {cfg.spark.jars!r}")
     if cfg.spark.shuffle_partitions < 1:
         raise ConfigError("[spark] shuffle_partitions must be at least 1")
+    for name in cfg.ingest.drop_fields:
+        column = name.replace("-", "_")
+        if column not in CARRIED or column == EXTRA_FIELDS_COLUMN:
+            raise ConfigError(
+                f"[ingest] drop_fields: {name!r} cannot be left out: only carried fields can (not the flow key, "
+                "the counts or start/end); see the README's dedup table"
+                if column in BY_COLUMN
+                else f"[ingest] drop_fields: {name!r} is not a flow log field"
+            )
     if cfg.s3.scheme not in ("s3", "s3a"):
         raise ConfigError(f"[s3] scheme must be 's3' or 's3a', got {cfg.s3.scheme!r}")
 

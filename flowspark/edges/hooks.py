@@ -8,6 +8,8 @@ A hook does something only when BOTH are set:
     FLOWSPARK_BARRIER=<name>:<n>    hold each run at `barrier(name)` until n runs have arrived
     FLOWSPARK_FAULT_MODE=raise      at a fault point, raise `Crashed` (a BaseException) instead of SIGKILL:
                                     a crash the test survives, in its own session
+    FLOWSPARK_FAULT_MODE=sigterm    at a fault point, send this process SIGTERM (as Airflow or EMR cancel a
+                                    task) and go on: the CLI's handler stops the run at its next Spark job
 
 One of them alone is a mistake (a variable left in a scheduler's environment): the run says so on stderr
 and the hooks stay off. Armed hooks announce themselves on stderr at the start of the run, so a process
@@ -93,6 +95,10 @@ def fault(point: str) -> None:
         if os.environ.get(FAULT_MODE) == "raise":
             log.warning("test hook: crash (raise) at %s", point)
             raise Crashed(point)
+        if os.environ.get(FAULT_MODE) == "sigterm":
+            log.warning("test hook: SIGTERM at %s", point)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         log.warning("test hook: SIGKILL at %s", point)
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -22,7 +22,7 @@ from pyspark.sql.types import StructType
 
 from flowspark.edges import hooks
 from flowspark.edges.config import StorageConfig
-from flowspark.edges.sources import normalise_uri
+from flowspark.edges.sources import is_local, normalise_uri, to_local_path
 
 FLOW_RECORDS = "flow_records"
 FLOW_REJECTS = "flow_rejects"
@@ -134,8 +134,16 @@ WRITTEN_BY = {
 
 def missing_table(lake: str, name: str) -> str:
     """The one-line message for a table that is not there, naming the command that writes it."""
+    import os
+
     writer = WRITTEN_BY.get(name, f"the job that writes {name!r}")
-    return f"no Delta table at {table_path(lake, name)}: run {writer} first"
+    where = table_path(lake, name)
+    if is_local(where) and os.path.isdir(to_local_path(where)) and os.listdir(to_local_path(where)):
+        return (
+            f"{where} is not a Delta table (files, but no commit in a _delta_log): put there by hand or half "
+            "deleted? Move it away, or give another --lake"
+        )
+    return f"no Delta table at {where}: run {writer} first"
 
 
 def table_path(lake: str, name: str) -> str:

@@ -51,6 +51,11 @@ def check_lake(lake: str, writes: bool = True) -> None:
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         raise ConfigError(f"--lake {lake} cannot be created: {probe} is a file, not a folder; give another folder")
+    if os.statvfs(probe).f_flag & os.ST_RDONLY:
+        raise ConfigError(
+            f"--lake {lake} cannot be written: {probe} is on a read-only file system; give a folder on one that "
+            "can be written"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(
             f"--lake {lake} cannot be written: permission denied on {probe}; give a folder you can write, or fix "

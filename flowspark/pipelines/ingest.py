@@ -77,6 +77,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,7 +91,6 @@ from flowspark.core import lines as ing
 from flowspark.core.schema import (
     DEFAULT_FORMAT,
     EVENT_DATE,
-    FIELDS,
     SOURCE_FILE,
     SOURCE_LINE,
     parse_format,
@@ -148,13 +148,10 @@ class IngestSummary:
 
     def unknown_text(self) -> str:
         """'srcadr (3 objects; srcaddr?), ...': the unknown names, with the known name each is closest to."""
-        import difflib
-
-        known = [f.aws for f in FIELDS]
         parts = []
         for name, n in sorted(self.unknown_fields.items()):
-            near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-            parts.append(f"{name} ({n:,} object{'s' if n != 1 else ''}" + (f"; {near[0]}?)" if near else ")"))
+            near = ing.nearest_field(name)
+            parts.append(f"{name} ({n:,} object{'s' if n != 1 else ''}" + (f"; {near}?)" if near else ")"))
         return ", ".join(parts)
 
     def reconciled(self) -> bool:
@@ -224,9 +221,14 @@ class IngestSummary:
         return "\n".join(lines)
 
 
-def records_of(parsed: DataFrame) -> DataFrame:
-    """The valid records of a parsed frame, in the flow_records schema."""
-    return parsed.where(F.col("kind") == ing.RECORD).select(*ing.RECORD_COLUMNS)
+def records_of(parsed: DataFrame, drop: Sequence[str] = ()) -> DataFrame:
+    """The valid records of a parsed frame, in the flow_records schema; the `drop` columns ([ingest]
+    drop_fields, by AWS or column name) NULL."""
+    dropped = {d.replace("-", "_") for d in drop}
+    types = {f.name: f.dataType for f in record_schema().fields}
+    return parsed.where(F.col("kind") == ing.RECORD).select(
+        *[F.lit(None).cast(types[c]).alias(c) if c in dropped else F.col(c) for c in ing.RECORD_COLUMNS]
+    )
 
 
 def rejects_of(parsed: DataFrame, ingest_id: str) -> DataFrame:
@@ -281,9 +283,13 @@ def _prepare_tables(run: Run, defn: flows.FlowsDefinition) -> None:
     ledger.prepare(spark, lake)
     if run.keep_records or tables.exists(spark, lake, tables.FLOW_RECORDS):
         tables.create_table_once(spark, lake, tables.FLOW_RECORDS, _records_schema(), partition_by=[EVENT_DATE])
-        tables.add_columns(spark, lake, tables.FLOW_RECORDS, {INGEST_ID: "string"})
+        # a lake of an older flowspark: the columns of newer fields (version 11's) and of the claims
+        columns = {f.name: f.dataType.simpleString() for f in _records_schema().fields}
+        tables.add_columns(spark, lake, tables.FLOW_RECORDS, columns)
     tables.create_table_once(spark, lake, tables.FLOW_REJECTS, reject_schema())
     flows.ensure_table(spark, lake, defn)
+    flows_columns = {f.name: f.dataType.simpleString() for f in flows.flows_schema(spark, defn).fields}
+    tables.add_columns(spark, lake, tables.FLOWS, flows_columns)
 
 
 # ---------------------------------------------------------------- one pass over a claim's objects
@@ -375,7 +381,7 @@ def _complete(run: Run, claim: ledger.Claim, defn: flows.FlowsDefinition) -> Ing
         _fault("reading", spark)
         read = _summarise(_per_object(parsed, defn.seconds, candidates), candidates)  # the one read, cached
         _count(part, objs, read)
-        records = records_of(parsed).withColumn(INGEST_ID, F.lit(claim_id))
+        records = records_of(parsed, cfg.ingest.drop_fields).withColumn(INGEST_ID, F.lit(claim_id))
         if run.keep_records:
             tables.write_once(
                 records,

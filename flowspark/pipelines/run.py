@@ -141,12 +141,12 @@ def run_daily(
         step("optimize", optimize)
     if "tag" in steps:
         step("tag", lambda: "\n".join(run_tag_lake(spark, lake, None, a, b).text() for a, b in spans))
+    if "classify" in steps and ip_ranges:  # its own step line: what was loaded (or already there)
+        step("ip-ranges", lambda: load_ip_ranges(spark, ip_ranges, lake).text())
     if "classify" in steps:
 
         def classify() -> str:
             out = []
-            if ip_ranges:
-                out.append(load_ip_ranges(spark, ip_ranges, lake).text())
             if not tables.exists(spark, lake, tables.AWS_IP_RANGES):
                 summary.notes.append("classify skipped: no aws_ip_ranges in the lake (pass --ip-ranges)")
                 return "classify: nothing to do: no aws_ip_ranges in the lake (pass --ip-ranges FILE|URL)"

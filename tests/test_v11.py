@@ -1,0 +1,129 @@
+"""Version 11 of the flow log record (AWS, 2026-06-10): the next hop, the interface type and EC2 tag values.
+A v11 header ingests into typed columns with the version rule at 11, the tag values (percent-encoded UTF-8,
+as AWS writes them) stored decoded, a Parquet delivery of the same records ends in the same rows, and
+`[ingest] drop_fields` keeps chosen fields out of flow_records and flows. The records are written here, by
+hand, from the field list of AWS's flow log records page (versions and meanings in the README)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from flowspark.edges import tables
+from flowspark.edges.config import ConfigError, with_overrides
+from flowspark.pipelines.ingest import run_ingest
+
+V11 = [
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "interface-type",
+    "next-hop-interface-id",
+    "next-hop-subnet-id",
+    "next-hop-az-id",
+    "next-hop-vpc-id",
+    "next-hop-interface-type",
+    "instance-tag",
+    "instance-tag-2",
+    "interface-tag",
+    "interface-tag-2",
+    "asg-tag",
+    "asg-tag-2",
+]
+# (line's tokens of the v11 fields, what each tag value means once decoded)
+ROWS = [
+    ["11", "123456789012", "eni-a", "10.0.0.1", "10.0.1.1", "49152", "443", "6", "10", "840", "1620140761",
+     "1620140821", "ACCEPT", "OK", "nat_gateway", "eni-b", "subnet-b", "use1-az1", "vpc-1", "vpc_endpoint",
+     "web%20server", "caf%C3%A9", "-", "team%3Dblue", "asg-1", "%2D"],
+    ["11", "123456789012", "eni-a", "10.0.0.1", "10.0.1.1", "49152", "443", "6", "5", "400", "1620140790",
+     "1620140830", "ACCEPT", "OK", "nat_gateway", "eni-c", "subnet-b", "use1-az1", "vpc-1", "vpc_endpoint",
+     "web%20server", "caf%C3%A9", "-", "team%3Dblue", "asg-1", "%2D"],
+]  # fmt: skip
+DECODED = {"web%20server": "web server", "caf%C3%A9": "café", "team%3Dblue": "team=blue", "%2D": "-"}
+
+
+def _write_text(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = rows[0][:]
+    bad[0] = "10"
+    (folder / "v11.log").write_text("\n".join([" ".join(V11), *(" ".join(r) for r in rows), " ".join(bad)]) + "\n")
+
+
+def _write_parquet(folder, rows):
+    """The same records as AWS's Parquet delivery names its columns (underscores), every value a string."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cols = {name.replace("-", "_"): [None if r[i] == "-" else r[i] for r in rows] for i, name in enumerate(V11)}
+    pq.write_table(pa.table(cols), folder / "123456789012_vpcflowlogs_us-east-1_fl-1_20210504T1500Z_abc.log.parquet")
+
+
+def _expected(spark):
+    want = []
+    for r in ROWS:
+        v = dict(zip(V11, r))
+        tag = {k: (None if v[k] == "-" else DECODED.get(v[k], v[k])) for k in V11[20:]}
+        want.append((int(v["version"]), v["interface-type"], v["next-hop-interface-id"], v["next-hop-subnet-id"],
+                     v["next-hop-az-id"], v["next-hop-vpc-id"], v["next-hop-interface-type"],
+                     *[tag[k] for k in V11[20:]], int(v["packets"])))  # fmt: skip
+    schema = ", ".join(["version int"] + [f"{n.replace('-', '_')} string" for n in V11[14:]] + ["packets long"])
+    return spark.createDataFrame(want, schema)
+
+
+COLUMNS = ["version", *[n.replace("-", "_") for n in V11[14:]], "packets"]
+
+
+@pytest.mark.parametrize("delivery", ["text", "parquet"])
+def test_v11_records_are_typed_and_their_tags_decoded(spark, cfg, tmp_path, delivery):
+    src = tmp_path / "src"
+    (_write_text if delivery == "text" else _write_parquet)(src, ROWS)
+    s = run_ingest(spark, cfg, str(src), str(tmp_path / "lake"))
+    assert s.reconciled() and s.rows_written == 2 and s.rejected == (1 if delivery == "text" else 0), s.text()
+    assert not s.unknown_fields
+    got = tables.read(spark, str(tmp_path / "lake"), tables.FLOW_RECORDS).select(*COLUMNS)
+    assert_df_equality(got, _expected(spark), ignore_row_order=True, ignore_nullable=True)
+    if delivery == "text":
+        reasons = [r["reason"] for r in tables.read(spark, str(tmp_path / "lake"), tables.FLOW_REJECTS).collect()]
+        assert reasons == ["version: 10 does not fit the format (version 11)"]
+    # flows: one row per next hop (carried), the counts of each
+    flows = tables.read(spark, str(tmp_path / "lake"), tables.FLOWS)
+    got = flows.select("next_hop_interface_id", "instance_tag_2", "records", "packets")
+    want = spark.createDataFrame([("eni-b", "café", 1, 10), ("eni-c", "café", 1, 5)],
+                                 "next_hop_interface_id string, instance_tag_2 string, records long, packets long")  # fmt: skip
+    assert_df_equality(got, want, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_drop_fields_keeps_chosen_fields_out_of_records_and_flows(spark, cfg, tmp_path):
+    src = tmp_path / "src"
+    _write_text(src, ROWS)
+    dropping = with_overrides(cfg, ingest={"drop_fields": ["instance-tag", "instance_tag_2"]})
+    s = run_ingest(spark, dropping, str(src), str(tmp_path / "lake"))
+    assert s.reconciled() and s.rows_written == 2
+    for name in (tables.FLOW_RECORDS, tables.FLOWS):
+        t = tables.read(spark, str(tmp_path / "lake"), name)
+        row = t.agg(
+            *[F.count(c).alias(c) for c in ("instance_tag", "instance_tag_2", "interface_tag_2", "asg_tag")]
+        ).first()
+        assert (row["instance_tag"], row["instance_tag_2"]) == (0, 0), name
+        assert row["interface_tag_2"] > 0 and row["asg_tag"] > 0, name
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [("srcaddr", "cannot be left out"), ("packets", "cannot be left out"), ("instance-tagg", "not a flow log field")],
+)
+def test_drop_fields_refuses_the_key_the_counts_and_unknown_names(cfg, field, words):
+    with pytest.raises(ConfigError, match=words):
+        with_overrides(cfg, ingest={"drop_fields": [field]})
