@@ -34,11 +34,13 @@ def _comparable(df):
     return df.select(*cols)
 
 
-def _same(spark, got_lake, want_lake, names) -> None:
+def _same(spark, got_lake, want_lake, names, without=()) -> None:
     for name in names:
-        a = _comparable(tables.read(spark, str(got_lake), name))
-        b = _comparable(tables.read(spark, str(want_lake), name))
-        assert a.columns == b.columns, name
+        a = _comparable(tables.read(spark, str(got_lake), name)).drop(*without)
+        b = _comparable(tables.read(spark, str(want_lake), name)).drop(*without)
+        # by name: a lake of an older flowspark gains newer columns at the end of its tables (ADD COLUMNS)
+        assert sorted(a.columns) == sorted(b.columns), name
+        b = b.select(*a.columns)
         extra, missing = a.exceptAll(b).count(), b.exceptAll(a).count()
         assert (extra, missing) == (0, 0), f"{name}: {extra} rows too many, {missing} missing"
 
@@ -194,4 +196,21 @@ def test_a_lake_written_before_ingest_kept_flows_goes_on(spark, cfg, tmp_path):
     assert s.reconciled() and s.files_read == len(list((OLD_LAKE / "source-b").rglob("*.log.gz")))
     clean = tmp_path / "clean"
     run_ingest(spark, cfg, str(src), str(clean))
-    _same(spark, lake, clean, [tables.FLOW_RECORDS, tables.FLOW_REJECTS, tables.FLOWS])
+    # Since f90e803 a record whose format has no region takes it from its object's AWS name; the old lake's
+    # rows, written before, keep NULL there. So region is left out of flow_records' comparison, and flows
+    # (where one key's old and new records now differ in region) are compared per window and key: sums,
+    # min and max, every row counted.
+    _same(spark, lake, clean, [tables.FLOW_RECORDS, tables.FLOW_REJECTS], without=["region"])
+    from flowspark.core import dedup
+
+    key = ["event_date", "window_start", *dedup.effective_key(list(dedup.DEFAULT_KEY))]
+
+    def per_key(where):
+        return tables.read(spark, str(where), tables.FLOWS).groupBy(*key).agg(
+            F.sum("records").alias("records"), F.sum("packets").alias("packets"), F.sum("bytes").alias("bytes"),
+            F.min("start").alias("start"), F.max("end").alias("end"),
+        )  # fmt: skip
+
+    got, want = per_key(lake), per_key(clean)
+    assert (got.exceptAll(want).count(), want.exceptAll(got).count()) == (0, 0)
+    assert got.count() == want.count() > 0

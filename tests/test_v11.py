@@ -60,7 +60,7 @@ def _write_text(folder, rows):
     folder.mkdir(parents=True, exist_ok=True)
     bad = rows[0][:]
     bad[0] = "10"
-    (folder / "v11.log").write_text("\n".join([" ".join(V11), *(" ".join(r) for r in rows), " ".join(bad)]) + "\n")
+    (folder / "123456789012_vpcflowlogs_us-east-1_fl-1_20210504T1500Z_txt.log").write_text("\n".join([" ".join(V11), *(" ".join(r) for r in rows), " ".join(bad)]) + "\n")
 
 
 def _write_parquet(folder, rows):
@@ -85,23 +85,27 @@ def _expected(spark):
 COLUMNS = ["version", *[n.replace("-", "_") for n in V11[14:]], "packets"]
 
 
-@pytest.mark.parametrize("delivery", ["text", "parquet"])
-def test_v11_records_are_typed_and_their_tags_decoded(spark, cfg, tmp_path, delivery):
+def test_v11_records_are_typed_and_their_tags_decoded(spark, cfg, tmp_path):
+    """The same two records as a text object and as a Parquet delivery, in one ingest."""
     src = tmp_path / "src"
-    (_write_text if delivery == "text" else _write_parquet)(src, ROWS)
+    _write_text(src, ROWS)
+    _write_parquet(src, ROWS)
     s = run_ingest(spark, cfg, str(src), str(tmp_path / "lake"))
-    assert s.reconciled() and s.rows_written == 2 and s.rejected == (1 if delivery == "text" else 0), s.text()
+    assert s.reconciled() and (s.rows_written, s.rejected, s.parquet_files) == (4, 1, 1), s.text()
     assert not s.unknown_fields
-    got = tables.read(spark, str(tmp_path / "lake"), tables.FLOW_RECORDS).select(*COLUMNS)
-    assert_df_equality(got, _expected(spark), ignore_row_order=True, ignore_nullable=True)
-    if delivery == "text":
-        reasons = [r["reason"] for r in tables.read(spark, str(tmp_path / "lake"), tables.FLOW_REJECTS).collect()]
-        assert reasons == ["version: 10 does not fit the format (version 11)"]
-    # flows: one row per next hop (carried), the counts of each
+    records = tables.read(spark, str(tmp_path / "lake"), tables.FLOW_RECORDS)
+    for delivery in ("%.log", "%.log.parquet"):
+        got = records.where(F.col("source_file").like(delivery)).select(*COLUMNS)
+        assert_df_equality(got, _expected(spark), ignore_row_order=True, ignore_nullable=True)
+    reasons = [r["reason"] for r in tables.read(spark, str(tmp_path / "lake"), tables.FLOW_REJECTS).collect()]
+    assert reasons == ["version: 10 does not fit the format (version 11)"]
+    # flows: one row per next hop (carried), the counts of both deliveries' records
     flows = tables.read(spark, str(tmp_path / "lake"), tables.FLOWS)
     got = flows.select("next_hop_interface_id", "instance_tag_2", "records", "packets")
-    want = spark.createDataFrame([("eni-b", "café", 1, 10), ("eni-c", "café", 1, 5)],
-                                 "next_hop_interface_id string, instance_tag_2 string, records long, packets long")  # fmt: skip
+    want = spark.createDataFrame(
+        [("eni-b", "café", 2, 20), ("eni-c", "café", 2, 10)],
+        "next_hop_interface_id string, instance_tag_2 string, records long, packets long",
+    )
     assert_df_equality(got, want, ignore_row_order=True, ignore_nullable=True)
 
 

@@ -69,7 +69,7 @@ class RunSummary:
     def text(self) -> str:
         days = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in self.spans if a) or "all dates"
         lines = ["run", f"  lake           {self.lake}", f"  days           {days}"]
-        lines += [f"  {step:<14} {self.seconds[step]:.1f} s" for step in self.steps if step in self.seconds]
+        lines += [f"  {step:<14} {secs:.1f} s" for step, secs in self.seconds.items()]  # in the order they ran
         lines += [f"  note           {n}" for n in self.notes]
         lines += [f"  report         {f}" for f in self.report_files]
         lines.append(f"  seconds        {self.total_seconds:.1f}")
