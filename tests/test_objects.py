@@ -375,18 +375,17 @@ def test_a_source_of_nothing_but_unreadable_objects_exits_3(spark, tmp_path, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("flowspark ingest: error: none of the 2 objects read could be read as flow logs")
     header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+    # The same lake, the next delivery: only the new object is read (the two above are done, as rejects).
     (src / "c.log").write_text(f"{header}\n2 123456789012 eni-a 10.0.0.1\nno flow log line here at all\n")
-    for p in (src / "a.log.gz", src / "b.log.gz"):
-        p.unlink()
-    assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake2")]) == 3
+    assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake")]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("flowspark ingest: error: no valid record in the 1 objects read: all 2 record lines")
     # Exit 4: records were read, but more than --max-reject-ratio of the record lines were rejected (the rows
     # are written either way; test_cli_options has the cases at and below the ratio).
     good = "2 123456789012 eni-a 10.0.0.1 10.0.0.2 443 49152 6 10 840 1700000000 1700000060 ACCEPT OK"
-    (src / "d.log").write_text(f"{header}\n{good}\n")
-    argv = ["ingest", "--source", str(src), "--lake", str(tmp_path / "lake3")]
+    (src / "d.log").write_text(f"{header}\n{good}\n2 123456789012 eni-a\nnot a record\n")
+    argv = ["ingest", "--source", str(src), "--lake", str(tmp_path / "lake")]
     assert flowspark.cli.main([*argv, "--max-reject-ratio", "0.5"]) == 4
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("flowspark ingest: error: rejected 2 of 3 record lines (66.7%) and 0 of 2 objects"), err
-    assert spark.read.format("delta").load(str(tmp_path / "lake3" / "flow_records")).count() == 1  # written
+    assert err[-1].startswith("flowspark ingest: error: rejected 2 of 3 record lines (66.7%) and 0 of 1 objects"), err
+    assert spark.read.format("delta").load(str(tmp_path / "lake" / "flow_records")).count() == 1  # written
