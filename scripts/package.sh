@@ -5,7 +5,10 @@
 #   flowspark-venv.tar.gz            a venv-pack archive of flowspark and its runtime dependencies, without
 #                                    pyspark (the cluster's Spark provides it), for spark.archives / --archives
 #                                    (EMR's documented way to ship Python dependencies)
+# The configuration defaults (flowspark/conf: local, emr and glue .toml, the default lookup) are package data
+# in all three, read with importlib.resources: no checkout is needed beside them.
 # Usage: scripts/package.sh [python]   (make package; the python must have pip and venv-pack available)
+#        ARCHIVE=0 scripts/package.sh  (the wheel and the zip only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-.venv/bin/python}
@@ -21,6 +24,7 @@ with zipfile.ZipFile(f"dist/flowspark-{version}.zip", "w", zipfile.ZIP_DEFLATED)
             z.write(p, p.as_posix())
 PYEOF
 )
+if [ "${ARCHIVE:-1}" = 0 ]; then ls -l dist; exit 0; fi
 pack=build/pack-venv
 rm -rf "$pack"
 "$PY" -m venv "$pack"

@@ -90,3 +90,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.startswith(MEASURED_SLOW):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def docs_lake(spark, cfg, samples, tmp_path_factory):
+    """AWS's documented flow log examples (tests/data/samples/aws-docs-flow-log-examples: default format,
+    IPv6, NODATA/SKIPDATA, NAT, Transit Gateway, v5 service, traffic path and direction) ingested once:
+    (lake, summary). Read only: test_ingest checks the ingest, test_ocsf exports it."""
+    from flowspark.pipelines.ingest import run_ingest
+
+    lake = tmp_path_factory.mktemp("docs_lake")
+    summary = run_ingest(spark, cfg, str(samples / "aws-docs-flow-log-examples"), str(lake))
+    return lake, summary

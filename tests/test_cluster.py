@@ -117,7 +117,23 @@ def cluster(tmp_path_factory):
                 p.kill()
 
 
-def _submit(cluster, artifacts, script: str, *args: str, events: Path) -> subprocess.CompletedProcess:
+def _deps_only(artifacts, dest: Path) -> Path:
+    """The archive's environment without flowspark in it: a Python with flowspark's dependencies only, as a
+    cluster whose bootstrap installed them has, for the jobs shipped as the --py-files zip."""
+    shutil.copytree(artifacts["env"], dest, symlinks=True)
+    for site in dest.glob("lib/python*/site-packages"):
+        for p in site.glob("flowspark*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    assert not list(dest.glob("lib/python*/site-packages/flowspark*"))
+    return dest / "bin" / "python"
+
+
+def _submit(
+    cluster, artifacts, script: str, *args: str, events: Path, py_files: Path | None = None
+) -> subprocess.CompletedProcess:
+    """spark-submit of jobs/<script> to the cluster. Shipped as the venv-pack archive (--archives; its Python
+    runs the driver and the executors), or with py_files: as the zip (--py-files), with a Python that has the
+    dependencies but not flowspark (_deps_only)."""
     home = _spark_home()
     packages = subprocess.run(
         [sys.executable, "-m", "flowspark.cli", "packages"], capture_output=True, text=True, check=True
@@ -131,9 +147,21 @@ def _submit(cluster, artifacts, script: str, *args: str, events: Path) -> subpro
         "--master", cluster["url"],
         "--packages", packages,
         "--conf", f"spark.jars.ivy={cache_dir() / 'ivy'}",
-        "--archives", f"{artifacts['archive']}#env",
-        "--conf", "spark.pyspark.python=./env/bin/python",  # executors: the archive, unpacked in their work dir
-        "--conf", f"spark.pyspark.driver.python={artifacts['env'] / 'bin' / 'python'}",
+    ]
+    if py_files is None:
+        cmd += [
+            "--archives", f"{artifacts['archive']}#env",
+            "--conf", "spark.pyspark.python=./env/bin/python",  # executors: the archive, unpacked in their work dir
+            "--conf", f"spark.pyspark.driver.python={artifacts['env'] / 'bin' / 'python'}",
+        ]
+    else:
+        python = _deps_only(artifacts, cluster["work"] / f"deps-{len(list(cluster['work'].glob('deps-*')))}")
+        cmd += [
+            "--py-files", str(artifacts["zip"]),
+            "--conf", f"spark.pyspark.python={python}",
+            "--conf", f"spark.pyspark.driver.python={python}",
+        ]
+    cmd += [
         "--conf", "spark.executor.memory=768m",
         # jobs wait until both workers' executors are there (up to 60 s), so both can be seen running tasks
         "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
@@ -238,3 +266,22 @@ def test_ingest_and_dedup_run_on_the_cluster_from_the_packaged_artifacts(spark, 
     for app, tasks in by_app.items():
         assert set(tasks) <= {"w0", "w1"} and sum(tasks.values()) > 0, (app, tasks)
     assert any(set(tasks) == {"w0", "w1"} for tasks in by_app.values()), by_app
+
+
+def test_the_zip_runs_an_ingest_on_the_cluster_with_its_own_defaults(spark, cluster, artifacts, tmp_path):
+    """spark-submit --py-files flowspark-<v>.zip, with a Python that has flowspark's dependencies but not
+    flowspark, and no --config: the job reads the defaults packed in the zip (it used to stop at "config file
+    .../flowspark-0.1.0.zip/conf/local.toml not found") and its tasks run on both workers."""
+    src, lake, events = tmp_path / "src", tmp_path / "lake", tmp_path / "events"
+    events.mkdir()
+    truth = generate(str(tmp_path / "gen"), records=5_000, seed=23, accounts=1, regions=1, days=1, workers=1)
+    _regroup(tmp_path / "gen", src, objects=4)
+    r = _submit(cluster, artifacts, "ingest_flow_logs.py", "--source", str(src), "--lake", str(lake),
+                events=events, py_files=artifacts["zip"])  # fmt: skip
+    assert r.returncode == 0, [line for line in r.stderr.splitlines() if "flowspark" in line or "Error" in line][:20]
+    assert "check          records" in r.stdout and ": OK" in r.stdout
+    from flowspark.edges import tables
+
+    assert tables.read(spark, str(lake), tables.FLOW_RECORDS).count() == truth["records"]
+    by_app = _tasks_by_worker(events, _executors_of_workers(cluster["work"]))
+    assert len(by_app) == 1 and all(set(t) <= {"w0", "w1"} for t in by_app.values()), by_app

@@ -42,11 +42,7 @@ def _instant(value):
 # ---------------------------------------------------------------- AWS documentation examples
 
 
-@pytest.fixture(scope="module")
-def docs_lake(spark, cfg, samples, tmp_path_factory):
-    lake = tmp_path_factory.mktemp("docs_lake")
-    summary = run_ingest(spark, cfg, str(samples / "aws-docs-flow-log-examples"), str(lake))
-    return lake, summary
+# (docs_lake: tests/conftest.py, shared with test_ocsf)
 
 
 def test_docs_examples_reconcile(docs_lake):

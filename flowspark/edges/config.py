@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -173,16 +175,14 @@ class Config:
 CONF_DIR_ENV = "FLOWSPARK_CONF_DIR"
 
 
-def default_conf_dir() -> Path:
-    """conf/ of the source tree, or the copy packaged inside the wheel."""
+def default_conf_dir() -> Traversable:
+    """The configuration defaults: $FLOWSPARK_CONF_DIR when set, else the copy inside the package
+    (flowspark/conf, read through importlib.resources: the wheel, the --py-files zip and the venv-pack
+    archive carry it, and a checkout's conf/ is a link to it)."""
     env = os.environ.get(CONF_DIR_ENV)
     if env:
         return Path(env)
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package.parent / "conf", package / "data"):
-        if (candidate / "local.toml").exists():
-            return candidate
-    return package.parent / "conf"
+    return resources.files("flowspark") / "conf"
 
 
 def _build(cls: Any, section: str, data: dict[str, Any]) -> Any:
@@ -218,12 +218,16 @@ def _build(cls: Any, section: str, data: dict[str, Any]) -> Any:
 
 def load_config(env: str = "local", path: str | os.PathLike[str] | None = None) -> Config:
     """Load conf/<env>.toml (or an explicit file) into a validated Config."""
+    conf_file: Traversable
     if path is None:
-        conf_file = default_conf_dir() / f"{env}.toml"
+        folder = default_conf_dir()
+        conf_file = folder / f"{env}.toml"
     else:
         conf_file = Path(path)
-    if not conf_file.exists():
-        available = sorted(p.stem for p in conf_file.parent.glob("*.toml")) if conf_file.parent.exists() else []
+        folder = conf_file.parent
+    if not conf_file.is_file():
+        found = folder.iterdir() if folder.is_dir() else []
+        available = sorted(p.name.removesuffix(".toml") for p in found if p.name.endswith(".toml"))
         raise ConfigError(
             f"config file {conf_file} not found"
             + (f"; available environments: {', '.join(available)}" if available else "")

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TextIO
 
@@ -44,13 +45,14 @@ from flowspark.edges import sources, tables
 from flowspark.edges.config import default_conf_dir
 
 
-def default_lookup_path() -> Path:
+def default_lookup_path() -> Traversable:
+    """conf/lookup_default.csv of the configuration defaults (inside the package unless FLOWSPARK_CONF_DIR)."""
     return default_conf_dir() / "lookup_default.csv"
 
 
 def read_lookup(path: str | os.PathLike[str] | None = None, strict: bool = False, limit: int = 20) -> Lookup:
     """Read and check a lookup file (default: conf/lookup_default.csv); LookupFileError if unusable."""
-    p = Path(path) if path is not None else default_lookup_path()
+    p: Traversable = Path(path) if path is not None else default_lookup_path()
     if not p.is_file():
         raise FileNotFoundError(f"lookup file not found: {p}")
     text, note = decode_lookup(p.read_bytes())
