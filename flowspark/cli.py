@@ -655,6 +655,37 @@ def _export_parser(sub: Any) -> None:
     p.set_defaults(handler=cmd_export)
 
 
+# ---------------------------------------------------------------- catalog
+
+
+def cmd_catalog(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines.catalog import check_metastore, run_catalog
+
+    check_metastore(cfg, args.catalog)  # before Spark starts
+    spark = spark_for(cfg)
+    print(run_catalog(spark, args.lake, args.database, args.catalog).text())
+    return 0
+
+
+def _catalog_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "catalog",
+        help="register the lake's tables by name: Spark's catalog (metastore, Glue on EMR) or Glue for Athena",
+        description=(
+            "Register every Delta table of the lake in --database. --catalog spark (default): the session's "
+            "catalog (CREATE TABLE ... USING DELTA LOCATION), so spark.table('<db>.flows') works; on EMR with "
+            "the Glue Data Catalog as metastore the tables land in Glue. --catalog glue: through the Glue API, "
+            "as Athena reads Delta tables (table_type=DELTA, the columns and their comments). Keep the two in "
+            "different databases (e.g. flowlogs and flowlogs_athena): a table of one kind is never replaced by "
+            "the other. A rerun leaves or updates what it registered, never duplicates."
+        ),
+    )
+    p.add_argument("--database", required=True, metavar="NAME", help="the database to register the tables in")
+    p.add_argument("--catalog", choices=["spark", "glue"], default="spark", help="where (default: spark)")
+    add_common(p, dates=False)
+    p.set_defaults(handler=cmd_catalog)
+
+
 # ---------------------------------------------------------------- stats, maintain (storage)
 
 
@@ -828,6 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _storage_parsers(sub)
     _export_parser(sub)
+    _catalog_parser(sub)
     _interfaces_parser(sub)
     for command in sub.choices.values():
         command.epilog = command.epilog or EXIT_LINE
@@ -971,7 +1003,7 @@ def _main(args: argparse.Namespace, verbose: bool) -> int:
         if date_from and date_to and date_from > date_to:  # every command with --from/--to, before Spark
             raise ConfigError(f"--from {date_from} is after --to {date_to}")
         if getattr(args, "lake", None):
-            check_lake(args.lake, writes=args.command not in ("stats", "export"))
+            check_lake(args.lake, writes=args.command not in ("stats", "export", "catalog"))
         cfg = config_from_args(args) if hasattr(args, "env") else load_config("local")
         return int(args.handler(args, cfg))
     except (ConfigError, FileNotFoundError, ValueError) as exc:
