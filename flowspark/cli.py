@@ -304,6 +304,10 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from flowspark.pipelines.report import FORMATS, ReportOptions
 
     formats = _formats(args.format, FORMATS, args.out)
+    if args.database:
+        from flowspark.pipelines.catalog import check_metastore
+
+        check_metastore(cfg, args.catalog)  # before Spark starts
     options = ReportOptions(top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db)
     if args.asn_db:
         from flowspark.pipelines.report import check_asn_db
@@ -326,6 +330,8 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         progress=lambda text: print(text, flush=True),
         keep_records=args.keep_records,
         fmt=args.input_format,
+        database=args.database,
+        catalog=args.catalog,
     )
     print(summary.text())
     return ingest_exit(args.command, summary.ingest, args.max_reject_ratio)
@@ -377,6 +383,14 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--nat", metavar="ENI|IP", help="the NAT gateway interface (eni-...) or address for the NAT cost")
     p.add_argument("--nat-region", metavar="REGION", help="the NAT gateway's region (for the endpoint saving)")
     p.add_argument("--asn-db", metavar="FILE", help="offline MaxMind-format ASN database (.mmdb): label Internet peers")
+    p.add_argument(
+        "--database",
+        metavar="NAME",
+        help="last, register the lake's tables in this database (as 'flowspark catalog'), keeping it current",
+    )
+    p.add_argument(
+        "--catalog", choices=["spark", "glue"], default="spark", help="with --database: where (default: spark)"
+    )
     add_common(p)
     p.set_defaults(handler=cmd_run)
 

@@ -103,7 +103,7 @@ print(json.dumps([list(r) for r in spark.sql({query.strip().rstrip(";")!r}).coll
     assert again.returncode == 0 and again.stdout.count("already there") == len(names), again.stdout
 
 
-def test_glue_registration_as_athena_reads_delta(spark, moto_s3, docs_lake, tmp_path, monkeypatch):
+def test_glue_registration_as_athena_reads_delta(spark, cfg, moto_s3, docs_lake, tmp_path, monkeypatch):
     import boto3
 
     moto_s3.point_s3a_here()
@@ -134,6 +134,13 @@ def test_glue_registration_as_athena_reads_delta(spark, moto_s3, docs_lake, tmp_
     assert comments["srcaddr"] == "flow log field srcaddr (version 2)"
     # a rerun updates in place: the same tables, none twice
     assert set(run_catalog(spark, lake, "flowlogs_athena", "glue").done.values()) == {"updated"}
+    assert len(glue.get_tables(DatabaseName="flowlogs_athena")["TableList"]) == len(names)
+    # flowspark run --database keeps it current: its last step
+    from flowspark.pipelines.run import run_daily
+
+    lines: list[str] = []
+    run = run_daily(spark, cfg, lake, steps=(), database="flowlogs_athena", catalog="glue", progress=lines.append)
+    assert list(run.seconds) == ["catalog"] and lines[0].startswith("== catalog") and "updated" in lines[0]
     assert len(glue.get_tables(DatabaseName="flowlogs_athena")["TableList"]) == len(names)
     # a table Spark registered (EMR, Glue as metastore) is never replaced by Athena's kind
     glue.create_database(DatabaseInput={"Name": "flowlogs"})

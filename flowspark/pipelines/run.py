@@ -92,9 +92,12 @@ def run_daily(
     progress: Callable[[str], None] = print,
     keep_records: Optional[bool] = None,
     fmt: Optional[str] = None,
+    database: Optional[str] = None,
+    catalog: str = "spark",
 ) -> RunSummary:
     """Run `steps` in order in this session; `progress` gets each step's summary as it ends. fmt: the field
-    order of headerless objects (ingest's --input-format)."""
+    order of headerless objects (ingest's --input-format). database: register the lake's tables there last
+    (`flowspark catalog`, in `catalog`), so a new table (a report's first run) is queryable by name."""
     t0 = time.time()
     if window:  # the window of a flows table this run makes (an existing one keeps its own)
         cfg = with_overrides(cfg, dedup={"window": window})
@@ -166,5 +169,9 @@ def run_daily(
             return r.text()
 
         step("reports", reports)
+    if database:
+        from flowspark.pipelines.catalog import run_catalog
+
+        step("catalog", lambda: run_catalog(spark, lake, database, catalog).text())
     summary.total_seconds = time.time() - t0
     return summary
