@@ -380,8 +380,18 @@ def test_a_source_of_nothing_but_unreadable_objects_exits_3(spark, tmp_path, mon
     assert flowspark.cli.main(["ingest", "--source", str(src), "--lake", str(tmp_path / "lake")]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("flowspark ingest: error: no valid record in the 1 objects read: all 2 record lines")
-    # Exit 4: records were read, but more than --max-reject-ratio of the record lines were rejected (the rows
-    # are written either way; test_cli_options has the cases at and below the ratio).
+
+
+@pytest.mark.slow
+def test_more_rejects_than_max_reject_ratio_exits_4(spark, tmp_path, monkeypatch, capsys):
+    """Exit 4: records were read, but more than --max-reject-ratio of the record lines were rejected (the rows
+    are written either way; test_cli_options has the cases at and below the ratio)."""
+    import flowspark.cli
+
+    monkeypatch.setattr(flowspark.cli, "spark_for", lambda cfg: spark)
+    src = tmp_path / "src"
+    src.mkdir()
+    header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
     good = "2 123456789012 eni-a 10.0.0.1 10.0.0.2 443 49152 6 10 840 1700000000 1700000060 ACCEPT OK"
     (src / "d.log").write_text(f"{header}\n{good}\n2 123456789012 eni-a\nnot a record\n")
     argv = ["ingest", "--source", str(src), "--lake", str(tmp_path / "lake")]
