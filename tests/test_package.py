@@ -7,6 +7,7 @@ run on a two-worker cluster in tests/test_cluster.py (slow)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def build(dest: Path, archive: bool = False) -> Path:
         shutil.copytree(REPO / name, dest / name, symlinks=True, ignore=junk)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, dest / name)
-    env = {**__import__("os").environ, "ARCHIVE": "1" if archive else "0"}
+    env = {**os.environ, "ARCHIVE": "1" if archive else "0"}
     subprocess.run(["bash", "scripts/package.sh", sys.executable], cwd=dest, check=True, capture_output=True, env=env)
     return dest / "dist"
 
@@ -54,7 +55,7 @@ print(envs, len(lookup.tags), lookup.source)
 from flowspark.cli import main
 sys.exit(main(["ingest", "--help"]))
 """
-    env = {k: v for k, v in __import__("os").environ.items() if k != "FLOWSPARK_CONF_DIR"}
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSPARK_CONF_DIR"}
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     first = r.stdout.splitlines()[0]
@@ -77,8 +78,6 @@ def test_the_wheel_and_the_zip_hold_the_defaults_as_the_source_has_them(dist):
 def test_wheel_in_a_fresh_venv_runs_an_ingest(tmp_path):
     """The wheel, installed with its Spark extra into a new venv (nothing of this checkout on its path), runs
     `flowspark ingest` from a folder outside the repository on AWS's documented examples: exit 0, reconciled."""
-    import os
-
     import pyspark
 
     dist = build(tmp_path / "src")

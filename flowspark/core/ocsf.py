@@ -96,6 +96,11 @@ def _case(mapping: dict, column: Column, index: int, default: object) -> Column:
     return expr.otherwise(F.lit(default)) if expr is not None else F.lit(default)
 
 
+def _col(df: DataFrame, name: str, kind: str = "string") -> Column:
+    """The column, or a typed NULL when the table has no such column (a lake of an older flowspark)."""
+    return F.col(name) if name in df.columns else F.lit(None).cast(kind)
+
+
 def _ms(ts: Column) -> Column:
     """A timestamp as epoch milliseconds (OCSF timestamp_t)."""
     return (F.unix_micros(ts) / 1000).cast(T.LongType())
@@ -108,16 +113,13 @@ def _endpoint(df: DataFrame, side: str, direction: Column) -> Column:
     port, svc = ("srcport", "pkt_src_aws_service") if side == "src" else ("dstport", "pkt_dst_aws_service")
     here = direction == ("egress" if side == "src" else "ingress")
 
-    def col(name: str) -> Column:
-        return F.col(name) if name in df.columns else F.lit(None).cast(T.StringType())
-
-    differs = col(pkt).isNotNull() & (col(pkt) != col(addr))
+    differs = _col(df, pkt).isNotNull() & (_col(df, pkt) != _col(df, addr))
     return F.struct(
-        F.when(differs, col(pkt)).otherwise(col(addr)).alias("ip"),
-        F.when(differs & col(addr).isNotNull(), F.array(col(addr))).alias("intermediate_ips"),
+        F.when(differs, _col(df, pkt)).otherwise(_col(df, addr)).alias("ip"),
+        F.when(differs & _col(df, addr).isNotNull(), F.array(_col(df, addr))).alias("intermediate_ips"),
         F.col(port).alias("port"),
-        col(svc).alias("svc_name"),
-        *[F.when(here, col(c)).alias(c.replace("_id", "_uid")) for c in SIDED],
+        _col(df, svc).alias("svc_name"),
+        *[F.when(here, _col(df, c)).alias(c.replace("_id", "_uid")) for c in SIDED],
     )
 
 
@@ -144,16 +146,14 @@ def to_ocsf(df: DataFrame, aggregated: bool) -> DataFrame:
     Activity events, one per row, with the partition columns Security Lake's custom sources are laid out by
     (region, accountId, eventDay: the row's event_date, the UTC day of its start, as YYYYMMDD)."""
     action = F.col("action")
-    direction = F.col("flow_direction") if "flow_direction" in df.columns else F.lit(None).cast("string")
+    direction = _col(df, "flow_direction")
     activity_id = _case(ACTIVITY, action, 0, 0)
     # time is required: the first packet's, else the last's, else (a format without start and end, as AWS's
     # Transit Gateway example) the start of the day the record was delivered on (event_date)
     start = F.coalesce(F.col("start"), F.col("end"), F.col(EVENT_DATE).cast("timestamp"))
-    region = F.coalesce(F.col("region"), F.lit(UNKNOWN_REGION)) if "region" in df.columns else F.lit(UNKNOWN_REGION)
-    kind = F.col("type") if "type" in df.columns else F.lit(None).cast("string")
-    path = F.col("traffic_path") if "traffic_path" in df.columns else F.lit(None).cast("int")
-    zone = F.col("az_id") if "az_id" in df.columns else F.lit(None).cast("string")
-    flags = F.col("tcp_flags") if "tcp_flags" in df.columns else F.lit(None).cast("int")
+    region = F.coalesce(_col(df, "region"), F.lit(UNKNOWN_REGION))
+    kind, zone = _col(df, "type"), _col(df, "az_id")
+    path, flags = _col(df, "traffic_path", "int"), _col(df, "tcp_flags", "int")
     events = df.select(
         activity_id.cast("int").alias("activity_id"),
         _case(ACTIVITY, action, 1, "Unknown").alias("activity_name"),
