@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -780,7 +781,8 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
 def _report_parser(sub: Any) -> None:
     p = sub.add_parser(
         "report",
-        help="reports people read: north-south, runts, talkers (NAT cost), hunt, or all -> Delta, CSV, XLSX, HTML",
+        help="reports people read: north-south, runts, talkers (NAT cost), hunt, network, or all -> Delta, CSV, "
+        "XLSX, HTML",
         description=(
             "Compute a report over <lake>/flows and <lake>/ip_classes for --from/--to (default: all dates) "
             "and replace that range in <lake>/reports/<report>/<section> (Delta). north-south: every flow by "
@@ -788,12 +790,17 @@ def _report_parser(sub: Any) -> None:
             "(NTP sync and AWS prefixes left out). runts: single-record flows by action, port, source /24 "
             "(IPv6 /64), top scanners. talkers: largest sources and destinations; with --nat the NAT gateway's "
             "data-processing cost per AWS service and the saving of S3/DynamoDB gateway endpoints. hunt: per "
-            "peer/port flags (scanning, credential_access, beaconing, exfiltration) with their evidence. "
-            "Thresholds, the NTP filter and the NAT price are in [reports] of conf/<env>.toml. With --format and "
-            "--out the files are written too; html is one self-contained file that opens offline."
+            "peer/port flags (scanning, credential_access, beaconing, exfiltration) with their evidence. network "
+            "(from the records' own fields; needs no classify): rejects by cause (reject-reason) and the top "
+            "rejected (source, destination, port), accepted traffic whose response a network ACL rejected, bytes "
+            "by encryption-status and the cleartext ports, Transit Gateway drops by cause, cross-AZ bytes and "
+            "their cost, top conversations, breakdowns by account/VPC/subnet/AZ/interface, protocol mix, data "
+            "quality per day. Thresholds, the NTP filter and the NAT and cross-AZ prices are in [reports] of "
+            "conf/<env>.toml. With --format and --out the files are written too; html is one self-contained file "
+            "that opens offline."
         ),
     )
-    p.add_argument("name", metavar="NAME", help="north-south | runts | talkers | hunt | all")
+    p.add_argument("name", metavar="NAME", help="north-south | runts | talkers | hunt | network | all")
     p.add_argument("--format", help="files to write: csv, xlsx, html (comma-separated), into --out")
     p.add_argument("--out", metavar="DIR", help="folder for the --format files")
     p.add_argument("--top", type=int, metavar="N", help="top N rows of each ranking (default: [reports] top_n)")
@@ -842,6 +849,79 @@ def _interfaces_parser(sub: Any) -> None:
     p.set_defaults(handler=cmd_interfaces)
 
 
+# ---------------------------------------------------------------- generate (sample data, no Spark)
+
+
+def cmd_generate(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.generator import FIELD_VERSIONS, generate
+
+    if args.records < 0 or args.days < 1 or args.accounts < 1 or args.regions < 1:
+        raise ConfigError("--records must be 0 or more; --days, --accounts and --regions at least 1")
+    started = time.time()
+    truth = generate(
+        args.out,
+        records=args.records,
+        seed=args.seed,
+        start=args.start,
+        days=args.days,
+        accounts=args.accounts,
+        regions=args.regions,
+        layout=args.key_layout,
+        hourly=args.hourly,
+        output=args.file_format,
+        log_format=FIELD_VERSIONS[args.field_version],
+        workers=args.workers,
+        quiet=not _VERBOSE[0],
+        overwrite=args.overwrite,
+    )
+    print(
+        f"flowspark generate: {truth['records']:,} records in {truth['files']:,} objects (flow log version "
+        f"{args.field_version}, {args.file_format}, {args.key_layout} key layout) -> {args.out}, "
+        f"{time.time() - started:.1f} s; the truth of what was written: {args.out}/_truth.json"
+    )
+    return 0
+
+
+def _generate_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="write realistic synthetic flow logs as AWS delivers them to S3 (sample data; no Spark)",
+        description=(
+            "Write synthetic VPC flow logs under --out exactly as AWS delivers them (AWSLogs/<account>/"
+            "vpcflowlogs/<region>/YYYY/MM/DD/..._<YYYYMMDDTHHmmZ>_<hash>.log.gz, one object per flow log per 5 "
+            "minutes), with an exact truth of what was written in OUT/_truth.json: an Internet-facing VPC per "
+            "flow log (NAT gateway, load balancer, bastion, database, app instances), sessions, scanners, DNS, "
+            "NTP, NODATA/SKIPDATA rows, planted hunt patterns. --field-version 11 writes every field of the "
+            "custom format plus the v8-v11 ones (reject-reason, encryption-status, next hops, tag values). The "
+            "same arguments give the same bytes."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (the bucket's root)")
+    p.add_argument("--records", type=int, default=100_000, metavar="N", help="records to write (exact)")
+    p.add_argument("--days", type=int, default=1, metavar="D", help="UTC days, from --start")
+    p.add_argument("--start", default="2024-06-01", metavar="YYYY-MM-DD", help="the first day")
+    p.add_argument(
+        "--field-version",
+        type=int,
+        choices=(2, 5, 11),
+        default=2,
+        metavar="V",
+        help="the records' fields: 2 (AWS's default format), 5 (a custom format with v3-v5 fields) or 11 "
+        "(that, plus region, az-id, reject-reason, encryption-status and the v11 fields)",
+    )
+    p.add_argument("--key-layout", choices=("default", "hive"), default="default", help="S3 key layout")
+    p.add_argument("--hourly", action="store_true", help="hourly partitions (HH/ or hour=HH/)")
+    p.add_argument("--file-format", choices=("text", "parquet"), default="text", help="gzip text or Parquet")
+    p.add_argument("--accounts", type=int, default=3, help="AWS accounts")
+    p.add_argument("--regions", type=int, default=2, help="regions per account (a flow log each)")
+    p.add_argument("--seed", type=int, default=7, help="random seed")
+    p.add_argument("--workers", type=int, default=2, help="processes (the output does not depend on it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/AWSLogs")
+    p.add_argument("-v", "--verbose", action="store_true", help="progress lines")
+    p.set_defaults(handler=cmd_generate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="flowspark",
@@ -875,6 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _catalog_parser(sub)
     _interfaces_parser(sub)
+    _generate_parser(sub)
     for command in sub.choices.values():
         command.epilog = command.epilog or EXIT_LINE
     return parser
@@ -1020,7 +1101,7 @@ def _main(args: argparse.Namespace, verbose: bool) -> int:
             check_lake(args.lake, writes=args.command not in ("stats", "export", "catalog"))
         cfg = config_from_args(args) if hasattr(args, "env") else load_config("local")
         return int(args.handler(args, cfg))
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as exc:
         if verbose:
             raise
         print(f"flowspark {args.command}: error: {exc}", file=sys.stderr)

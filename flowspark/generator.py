@@ -57,7 +57,26 @@ CUSTOM_FIELDS = [
     "srcport", "dstport", "protocol", "packets", "bytes", "start", "end", "action", "log-status",
     "tcp-flags", "type", "pkt-srcaddr", "pkt-dstaddr", "flow-direction", "traffic-path",
 ]
-FORMATS = {"default": (2, DEFAULT_FIELDS), "custom": (5, CUSTOM_FIELDS)}
+# Version 11: the custom fields, the location, why a REJECT was rejected, encryption, the next hop and the
+# EC2 tag values (the flow log's TagFieldSpecifications: instance Name and team, interface Name and team,
+# the auto-scaling group's name; values percent-encoded as AWS writes them)
+V11_FIELDS = CUSTOM_FIELDS + [
+    "region", "az-id", "reject-reason", "encryption-status", "interface-type", "next-hop-interface-id",
+    "next-hop-subnet-id", "next-hop-az-id", "next-hop-vpc-id", "next-hop-interface-type", "instance-tag",
+    "instance-tag-2", "interface-tag", "interface-tag-2", "asg-tag", "asg-tag-2",
+]
+FORMATS = {"default": (2, DEFAULT_FIELDS), "custom": (5, CUSTOM_FIELDS), "v11": (11, V11_FIELDS)}
+# the log formats by the field version they are (generate --field-version)
+FIELD_VERSIONS = {2: "default", 5: "custom", 11: "v11"}
+# The version 11 fields that are constant per interface (blank, '-', on NODATA/SKIPDATA rows)
+V11_ENI_FIELDS = (
+    "region", "az-id", "interface-type", "instance-tag", "instance-tag-2", "interface-tag", "interface-tag-2",
+    "asg-tag", "asg-tag-2",
+)
+# ports whose traffic is TLS/SSH-encrypted by the application (encryption-status 2, or 3 inside the VPC)
+_APP_ENCRYPTED_PORTS = np.array([22, 443, 8443], dtype=np.int64)
+_REGION_WORDS = {"east": "e", "west": "w", "central": "c", "north": "n", "south": "s", "southeast": "se",
+                 "northeast": "ne"}
 
 # Fields that are constant per ENI (set on NODATA/SKIPDATA rows too, like AWS does).
 ENI_CONST_FIELDS = {"version", "account-id", "interface-id", "vpc-id", "subnet-id", "instance-id"}
@@ -229,8 +248,8 @@ def _make_config(
         raise ValueError("layout must be 'default' or 'hive'")
     if output not in ("text", "parquet"):
         raise ValueError("output must be 'text' or 'parquet'")
-    if log_format not in ("default", "custom", "mixed"):
-        raise ValueError("log_format must be 'default', 'custom' or 'mixed'")
+    if log_format not in ("default", "custom", "mixed", "v11"):
+        raise ValueError("log_format must be 'default', 'custom', 'mixed' or 'v11'")
     day0 = dt.datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
     t0 = int(day0.timestamp())
 
@@ -360,6 +379,36 @@ class _Plan:
             "instance-id": inst_ids,
         }
         self.eni_ids = eni_ids
+        # version 11: where each interface is, what it is, its tags; the VPC's interfaces by IPv4 address
+        short = reg.split("-")
+        zone = f"{short[0]}{_REGION_WORDS.get(short[1], short[1][:1])}{short[2]}"
+        az = [f"{zone}-az{1 if int(s) in (0, 10, 20) else 2}" for s in subnet]
+        itype = {K_NAT: "nat_gateway", K_LB: "network_load_balancer"}
+        app_no = {j: i for i, j in enumerate(np.flatnonzero(kind == K_APP).tolist())}
+        self.eni_attr.update(
+            {
+                "region": [reg] * n,
+                "az-id": az,
+                "interface-type": [itype.get(k, "interface") for k in kind.tolist()],
+                "instance-tag": [
+                    "bastion" if k == K_BASTION else f"app-{app_no[j]}" if k == K_APP else "-"
+                    for j, k in enumerate(kind.tolist())
+                ],
+                "instance-tag-2": [
+                    "web%20team" if k == K_APP else "ops" if k == K_BASTION else "-" for k in kind.tolist()
+                ],
+                "interface-tag": [
+                    "nat-egress" if k == K_NAT else "caf%C3%A9" if k == K_DB else "-" for k in kind.tolist()
+                ],
+                "interface-tag-2": ["-"] * n,
+                "asg-tag": ["web-asg" if k == K_APP else "-" for k in kind.tolist()],
+                "asg-tag-2": ["-"] * n,
+            }
+        )
+        self.bpa = bool(self.fl % 2)  # VPC Block Public Access on every other flow log
+        self.v4_order = np.argsort(self.eni_v4)
+        self.v4_sorted = self.eni_v4[self.v4_order]
+        self.vpc_net = int(base) >> 16
 
     # ---- sessions ---------------------------------------------------------------------------
     def _make_sessions(self, rng: np.random.Generator, budget: int, t0: int, n_slots: int) -> None:
@@ -885,6 +934,11 @@ def _field_strings(plan: _Plan, c: dict) -> tuple[list[str], list[np.ndarray]]:
         "flow-direction": lambda: DIRECTIONS[c["dir"]],
         "traffic-path": lambda: t["tpath"][c["tpath"] + 1],
     }
+    if plan.version >= 8:
+        v11 = v11_values(plan, c)
+        makers.update({f: (lambda f=f: v11[f]) for f in v11})
+        for f in V11_ENI_FIELDS:
+            makers[f] = lambda f=f: np.array(plan.eni_attr[f], dtype=object)[c["eni"]]
     names: list[str] = []
     cols: list[np.ndarray] = []
     fields = plan.fields
@@ -915,6 +969,56 @@ def _field_strings(plan: _Plan, c: dict) -> tuple[list[str], list[np.ndarray]]:
     return names, cols
 
 
+def _eni_of(plan: _Plan, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The index of the VPC interface that holds each IPv4 address, -1 for any other address."""
+    pos = np.minimum(np.searchsorted(plan.v4_sorted, lo), len(plan.v4_sorted) - 1)
+    hit = (hi == 0) & (plan.v4_sorted[pos] == lo)
+    return np.where(hit, plan.v4_order[pos], -1)
+
+
+def v11_values(plan: _Plan, c: dict) -> dict[str, np.ndarray]:
+    """The per-record version 11 (and v8/v10) values of a slot's rows, '-' where AWS writes '-':
+
+    * reject-reason: BPA on a REJECT from an Internet address on a flow log whose VPC blocks public access
+      (every other flow log), else '-';
+    * encryption-status on an ACCEPT: 2 for TLS/SSH ports, 1 between two interfaces of the VPC (Nitro), 3
+      both, else 0 (cleartext); '-' on a REJECT;
+    * the next hop of outgoing records (flow-direction egress): the VPC interface the destination is, or the
+      NAT gateway's interface for an Internet destination of an app or database interface; '-' otherwise.
+    NODATA/SKIPDATA rows are '-' throughout (blanked by the caller)."""
+    n = len(c["start"])
+    ok, accept = c["status"] == 0, c["action"] == 0
+    src_eni, dst_eni = _eni_of(plan, c["src_hi"], c["src_lo"]), _eni_of(plan, c["dst_hi"], c["dst_lo"])
+    internet_src = (c["src_hi"] != 0) | ((c["src_lo"].astype(np.int64) >> 16) != plan.vpc_net)
+    internet_dst = (c["dst_hi"] != 0) | ((c["dst_lo"].astype(np.int64) >> 16) != plan.vpc_net)
+    reason = np.full(n, "-", dtype=object)
+    if plan.bpa:
+        reason[ok & ~accept & internet_src] = "BPA"
+    tls = np.isin(c["sport"], _APP_ENCRYPTED_PORTS) | np.isin(c["dport"], _APP_ENCRYPTED_PORTS)
+    inside = (src_eni >= 0) & (dst_eni >= 0)
+    status = np.where(inside & tls, "3", np.where(tls, "2", np.where(inside, "1", "0"))).astype(object)
+    status[~accept] = "-"
+    egress = c["dir"] == 1
+    kind = plan.eni_kind[c["eni"]]
+    hop = np.where(
+        egress & (dst_eni >= 0),
+        dst_eni,
+        np.where(egress & internet_dst & ((kind == K_APP) | (kind == K_DB)), plan.nat, -1),
+    )
+    out = {"reject-reason": reason, "encryption-status": status}
+    has = hop >= 0
+    idx = np.where(has, hop, 0)
+    for field, values in (
+        ("next-hop-interface-id", plan.eni_ids),
+        ("next-hop-subnet-id", plan.eni_attr["subnet-id"]),
+        ("next-hop-az-id", plan.eni_attr["az-id"]),
+        ("next-hop-vpc-id", plan.eni_attr["vpc-id"]),
+        ("next-hop-interface-type", plan.eni_attr["interface-type"]),
+    ):
+        out[field] = np.where(has, np.array(values, dtype=object)[idx], "-").astype(object)
+    return out
+
+
 def _text_bytes(plan: _Plan, c: dict) -> bytes:
     _, cols = _field_strings(plan, c)
     lists = [x.tolist() for x in cols]
@@ -930,8 +1034,7 @@ def _parquet_table(plan: _Plan, c: dict):
     names, cols = _field_strings(plan, c)
     by_name: dict[str, np.ndarray] = {}
     for nm, col in zip(names, cols):
-        if nm in FORMATS["default"][1] or nm in FORMATS["custom"][1]:
-            by_name[nm] = col
+        by_name[nm] = col
     raw_int = {
         "srcport": c["sport"], "dstport": c["dport"], "protocol": c["proto"], "tcp-flags": c["flags"],
         "traffic-path": c["tpath"], "packets": c["packets"], "bytes": c["bytes"], "start": c["start"],
@@ -955,6 +1058,8 @@ def _parquet_table(plan: _Plan, c: dict):
                 vals = by_name[f].copy()
                 if f not in META_FIELDS:
                     vals[bad] = None
+                if f in V11_FIELDS[len(CUSTOM_FIELDS):]:  # '-' in text is a null in Parquet
+                    vals = np.where(vals == "-", None, vals)
             arr = pa.array(vals, type=pa.string())
         arrays.append(arr)
         fields.append(pa.field(name, arr.type))
@@ -1010,6 +1115,7 @@ def _run_task(task: tuple[int, int, int]) -> dict:
         "fl": fl, "files": 0, "records": 0, "disk_bytes": 0, "ok": 0, "nodata": 0, "skipdata": 0,
         "accept": 0, "reject": 0, "packets": 0, "bytes": 0,
         "by_day": np.zeros(cfg["days"] + 1, dtype=np.int64),
+        "v11": {},
     }
     for slot in range(lo, hi):
         c = _build_slot(cfg, plan, slot)
@@ -1048,6 +1154,8 @@ def _run_task(task: tuple[int, int, int]) -> dict:
             | (c["sport"][ok].astype(np.uint64) << np.uint64(16))
             | c["dport"][ok].astype(np.uint64)
         )
+        if plan.version >= 11:
+            _v11_truth(res["v11"], plan, c, ok)
         hour = ((c["start"][ok] - t0) // 3600).astype(np.uint32)
         keys.append((k0, c["src_hi"][ok], c["src_lo"][ok], c["dst_hi"][ok], c["dst_lo"][ok], hour))
     if keys:
@@ -1055,6 +1163,23 @@ def _run_task(task: tuple[int, int, int]) -> dict:
     else:
         res["keys"] = tuple(np.empty(0, dtype=d) for d in (np.uint64,) * 5 + (np.uint32,))
     return res
+
+
+def _v11_truth(acc: dict, plan: _Plan, c: dict, ok: np.ndarray) -> None:
+    """Add a slot's version 11 figures to acc: cross-AZ bytes (accepted records whose next hop is in another
+    AZ), rejected records per reject-reason, accepted bytes per encryption-status."""
+    v = v11_values(plan, c)
+    az = np.array(plan.eni_attr["az-id"], dtype=object)[c["eni"]]
+    hop = v["next-hop-az-id"]
+    accept = ok & (c["action"] == 0)
+    cross = accept & (hop != "-") & (hop != az)
+    acc["cross_az_bytes"] = acc.get("cross_az_bytes", 0) + int(c["bytes"][cross].sum())
+    for reason in ("BPA", "-"):
+        key = f"rejected_records_{'no_reason' if reason == '-' else reason}"
+        acc[key] = acc.get(key, 0) + int((ok & (c["action"] == 1) & (v["reject-reason"] == reason)).sum())
+    for status in ("0", "1", "2", "3"):
+        key = f"accepted_bytes_encryption_{status}"
+        acc[key] = acc.get(key, 0) + int(c["bytes"][accept & (v["encryption-status"] == status)].sum())
 
 
 def _key_stats(k0, shi, slo, dhi, dlo, hour) -> dict:
@@ -1142,6 +1267,7 @@ def generate(
     tot = {k: 0 for k in ("files", "records", "disk_bytes", "ok", "nodata", "skipdata", "accept",
                           "reject", "packets", "bytes")}
     by_day = np.zeros(days + 1, dtype=np.int64)
+    v11_truth: dict[str, int] = {}
     agg = {w: {"keys": 0, "runt_accept": 0, "runt_reject": 0, "multi_keys": 0, "multi_records": 0}
            for w in ("all", "w1h")}
     pending: list[tuple] = []
@@ -1172,6 +1298,8 @@ def generate(
         pending.append(res["keys"])
         for k in tot:
             tot[k] += res[k]
+        for k, x in res["v11"].items():
+            v11_truth[k] = v11_truth.get(k, 0) + x
         by_day[:] += res["by_day"]
         done += 1
         pct = 100 * done // len(tasks)
@@ -1228,6 +1356,7 @@ def generate(
         },
         "by_date": by_date,
         "hunt_patterns": patterns,
+        "v11": v11_truth,  # empty unless log_format v11
         "log_format": log_format,
         "layout": layout,
         "hourly": hourly,
@@ -1285,7 +1414,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hourly", action="store_true", help="hourly partitions (adds HH/ or hour=HH/)")
     p.add_argument("--format", "--output", dest="output", choices=["text", "parquet"], default="text",
                    help="text (.log.gz) or AWS Parquet (.log.parquet, needs pyarrow)")
-    p.add_argument("--log-format", choices=["default", "custom", "mixed"], default="default",
+    p.add_argument("--log-format", choices=["default", "custom", "mixed", "v11"], default="default",
                    help="default v2 format, a custom v5 format (other field order + extra fields), "
                         "or half of the flow logs each")
     p.add_argument("--workers", type=int, default=2, help="worker processes (output does not depend on it)")

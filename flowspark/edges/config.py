@@ -92,6 +92,12 @@ class ReportsConfig:
     nat_price_read_on: str = "2026-11-29"
     nat_price_source: str = "https://aws.amazon.com/vpc/pricing/"
     bytes_per_gb: int = 1_000_000_000
+    # Data transfer between AZs of one region, $ per GB crossing: 0.01 out of one AZ + 0.01 into the other
+    cross_az_price_per_gb: float = 0.02
+    cross_az_price_read_on: str = "2026-12-03"
+    cross_az_price_source: str = (
+        "https://aws.amazon.com/ec2/pricing/on-demand/#Data_Transfer_within_the_same_AWS_Region"
+    )
     endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
     nat: str = ""  # default --nat target: an interface id (eni-...) or an address; "" = no NAT section
     nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint

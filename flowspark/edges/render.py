@@ -705,7 +705,7 @@ charts share one log scale, so a small series (REJECT) shows beside a large one.
 {% if talkers %}
 <h2 id="talkers">Talkers and NAT cost</h2>
 <h3>NAT cost by AWS service</h3>
-{% for n in meta.notes %}<p class="note">{{ n }}</p>{% endfor %}
+{% for n in meta.notes if not n.startswith("cross-AZ") %}<p class="note">{{ n }}</p>{% endfor %}
 {% if talkers.nat_services is defined %}
 <p>Processed: <b title="{{ '{:,}'.format(nat_total.bytes) }} bytes">{{ hbytes(nat_total.bytes) }}</b>, estimated
 data-processing cost <b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would
@@ -729,6 +729,54 @@ the same rows with every evidence column follow it (that table scrolls sideways 
 <h3>Hunt: all evidence columns</h3>
 {{ table(t.hunt_all) }}
 {% if hunt_empty %}<p class="note">Empty in every row, left out: {{ hunt_empty|join(", ") }}.</p>{% endif %}
+{% endif %}
+
+{% if network %}
+<h2 id="network">Network: rejects, network ACLs, encryption, Transit Gateway, cross-AZ</h2>
+<p class="note">From fields the flow log records carry (reject-reason v8, encryption-status v10, the Transit
+Gateway drop counters v6, az-id v4 and next-hop-az-id v11, flow-direction v5): a section is empty when the
+flow logs' format leaves its field out.</p>
+<h3>Rejected traffic by cause</h3>
+{{ charts.reject_causes|safe }}
+{{ table(t.reject_causes) }}
+<h3>Top rejected (source, destination, port)</h3>
+{{ table(t.top_rejected) }}
+<h3>Rejected records per hour</h3>
+{{ charts.rejected_over_time|safe }}
+{{ table(t.rejected_over_time) }}
+<h3>Security group or network ACL: accepted traffic whose response was rejected</h3>
+<p class="note">Security groups are stateful: the response to traffic they let in is always let out. A
+REJECT of the response on the same interface is a network ACL's rule (AWS's flow log examples read the same
+pair this way).</p>
+{{ table(t.nacl_drops) }}
+<h3>Encryption status (accepted traffic)</h3>
+{{ charts.encryption|safe }}
+{{ table(t.encryption) }}
+<h3>Cleartext traffic by interface and port</h3>
+{{ table(t.cleartext) }}
+<h3>Transit Gateway drops</h3>
+{{ charts.tgw_drops|safe }}
+{{ table(t.tgw_drops) }}
+<h3>Cross-AZ transfer</h3>
+{% for n in meta.notes if n.startswith("cross-AZ") %}<p class="note">{{ n }}</p>{% endfor %}
+{{ charts.cross_az|safe }}
+{{ table(t.cross_az_pairs) }}
+<h3>Interfaces sending the most across AZs</h3>
+{{ table(t.cross_az) }}
+<h3>Top conversations (address pairs, both directions)</h3>
+<p class="note">As recorded: traffic between two of your own interfaces is recorded, and counted, at both.</p>
+{{ table(t.conversations) }}
+<h3>Breakdown by account, VPC, subnet, AZ and interface</h3>
+<p class="note">source: where the value comes from: the records' own fields (v3+), the interfaces snapshot
+('flowspark interfaces') for a VPC or subnet the records lack, or unknown.</p>
+{{ table(t.breakdown) }}
+<h3>Protocol mix</h3>
+{{ charts.protocols|safe }}
+{{ table(t.protocols) }}
+<h3>Data quality per day</h3>
+<p class="note">From the ledger: objects read, objects read in part or not at all, record lines, rejected
+lines, NODATA and SKIPDATA records (each object counted on the first day of its records).</p>
+{{ table(t.data_quality) }}
 {% endif %}
 
 <h2 id="lake">The lake</h2>
@@ -795,12 +843,80 @@ HUNT_SUMMARY_COLUMNS = [
 ]
 
 
+NETWORK_SECTIONS = (
+    "reject_causes",
+    "top_rejected",
+    "rejected_over_time",
+    "nacl_drops",
+    "encryption",
+    "cleartext",
+    "tgw_drops",
+    "cross_az",
+    "cross_az_pairs",
+    "conversations",
+    "breakdown",
+    "protocols",
+    "data_quality",
+)
+
+
+def _sum_by(rows: Rows, label: str, value: str) -> tuple[list[str], list[float]]:
+    """Totals of `value` per `label`, largest first (the chart of a section whose rows split a label)."""
+    totals: dict[str, float] = {}
+    for r in rows:
+        key = str(r.get(label))
+        totals[key] = totals.get(key, 0) + (r.get(value) or 0)
+    ordered = sorted(totals.items(), key=lambda kv: -kv[1])
+    return [k for k, _ in ordered], [v for _, v in ordered]
+
+
+def _network_charts(network: dict[str, Rows]) -> dict[str, str]:
+    charts: dict[str, str] = {}
+    causes = network.get("reject_causes", [])
+    if causes:
+        labels = [str(r["cause"]) for r in causes]
+        charts["reject_causes"] = _barh(labels, [r["records"] or 0 for r in causes], "records")
+    over = network.get("rejected_over_time", [])
+    if over:
+        labels, values = _sum_by(over, "time", "records")
+        pairs = sorted(zip(labels, values))[-48:]  # the last two days' hours, in time order
+        charts["rejected_over_time"] = _barh([k[:16] for k, _ in pairs], [v for _, v in pairs], "rejected records")
+    enc = network.get("encryption", [])
+    if enc:
+        charts["encryption"] = _barh(
+            [f"{r['encryption_status']}: {r['meaning']}" for r in enc],
+            [r["bytes"] or 0 for r in enc],
+            "bytes (red: cleartext)",
+            ["#c0392b" if r["encryption_status"] == 0 else "#3b6ea8" for r in enc],
+            unit="bytes",
+        )
+    drops = network.get("tgw_drops", [])
+    if drops:
+        labels, values = _sum_by(drops, "cause", "packets_lost")
+        charts["tgw_drops"] = _barh(labels, values, "packets lost")
+    pairs_az = network.get("cross_az_pairs", [])
+    if pairs_az:
+        charts["cross_az"] = _barh(
+            [f"{r['az_id']} -> {r['next_hop_az_id']}" for r in pairs_az[:20]],
+            [r["bytes"] or 0 for r in pairs_az[:20]],
+            "bytes",
+            unit="bytes",
+        )
+    protos = network.get("protocols", [])
+    if protos:
+        top = protos[:12]
+        names, sizes = [str(r["name"]) for r in top], [r["bytes"] or 0 for r in top]
+        charts["protocols"] = _barh(names, sizes, "bytes", unit="bytes")
+    return charts
+
+
 def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict[str, Any]) -> Path:
     """The one-file report: every section present in results, and the extras."""
     import jinja2
 
     ns, runts = results.get("north_south", {}), results.get("runts", {})
     talkers, hunt = results.get("talkers", {}), results.get("hunt", {})
+    network = results.get("network", {})
     charts: dict[str, str] = {}
     peers = ns.get("top_peers", [])
     peers_bytes = [r for r in peers if r["rank_by"] == "bytes"]
@@ -838,6 +954,8 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     if extras.get("rejects_per_day"):
         rj = extras["rejects_per_day"]
         charts["rejects"] = _barh([str(r["day"]) for r in rj[-30:]], [r["rejects"] for r in rj[-30:]], "lines")
+    if network:
+        charts.update(_network_charts(network))
     # up to 5 peer/ports of each flag (rows come largest bytes first), so no kind crowds out the others
     look: Rows = []
     flagged = [r for r in hunt.get("peers", []) if r.get("flags")]
@@ -848,6 +966,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     toc += [("runts", "Runts")] if runts else []
     toc += [("talkers", "Talkers and NAT")] if talkers else []
     toc += [("hunt", "Hunt")] if hunt else []
+    toc += [("network", "Network")] if network else []
     toc += [("lake", "The lake")]
 
     xlsx = Path(path).with_suffix(".xlsx").name
@@ -895,6 +1014,9 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     }
     for section in ("by_action", "by_port", "by_source_network", "top_scanners"):
         t[f"runts_{section}"] = model("runts", section, runts.get(section, []))
+    for section in NETWORK_SECTIONS:
+        limit = 200 if section == "breakdown" else 50
+        t[section] = model("network", section, network.get(section, []), limit=limit)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     html = env.from_string(_TEMPLATE).render(
         meta=meta,
@@ -903,6 +1025,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         runts=runts,
         talkers=talkers,
         hunt=hunt,
+        network=network,
         has_hunt=bool(hunt),
         look=look,
         hunt_empty=hunt_empty,

@@ -33,6 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
+from flowspark.core import network as N
 from flowspark.core import reports as R
 from flowspark.core.dates import in_dates
 from flowspark.core.ipranges import classified_flows
@@ -43,7 +44,7 @@ from flowspark.pipelines.stats import run_stats
 
 log = logging.getLogger("flowspark")
 
-REPORTS = ("north_south", "runts", "talkers", "hunt")
+REPORTS = ("north_south", "runts", "talkers", "hunt", "network")
 FORMATS = ("csv", "xlsx", "html")
 # Rows of one section written to a file at most (the Delta table has them all); every section but
 # hunt's is bounded by --top or by the number of directions/actions/hours already.
@@ -92,12 +93,17 @@ class _Inputs:
     """What the sections read: classified flows, flows, ip_classes, and when the lake has an interfaces
     snapshot the resource of each interface and address (latest snapshot)."""
 
-    cf: DataFrame
+    cf: Optional[DataFrame]  # None when only the network report runs (it needs no address classes)
     flows: DataFrame
-    ip_classes: DataFrame
+    ip_classes: Optional[DataFrame]
     interfaces: Optional[DataFrame] = None  # interface_id -> resource
     addresses: Optional[DataFrame] = None  # address -> interface_id, resource
     all_records: Optional[int] = None  # every record of the range: the runts' shares (computed once)
+    every_column: Optional[DataFrame] = None  # flows of the range with every column (the network report's fields)
+    latest: Optional[DataFrame] = None  # the latest interfaces snapshot row per interface
+    ledger: Optional[DataFrame] = None  # ingested_files (the network report's data quality)
+    date_from: Optional[dt.date] = None
+    date_to: Optional[dt.date] = None
 
 
 @dataclass
@@ -164,8 +170,11 @@ def _sections(
     notes: list[str],
     keep: list[DataFrame],
 ) -> dict[str, DataFrame]:
-    cf, flows, ip_classes = inp.cf, inp.flows, inp.ip_classes
     rc = cfg.reports
+    if name == "network":
+        return _network(inp, rc, opts.top_n, notes)
+    cf, flows, ip_classes = inp.cf, inp.flows, inp.ip_classes
+    assert cf is not None and ip_classes is not None, "run_report classifies the flows for this report"
     ntp, hunt, price = thresholds(rc)
     n = opts.top_n
     if name == "north_south":
@@ -238,6 +247,39 @@ def _sections(
     raise ValueError(f"unknown report {name!r}")
 
 
+def _network(inp: _Inputs, rc: ReportsConfig, n: int, notes: list[str]) -> dict[str, DataFrame]:
+    """The network report: sections from the fields flows store (flowspark.core.network)."""
+    flows = inp.every_column if inp.every_column is not None else inp.flows
+    price = N.CrossAzPrice(rc.cross_az_price_per_gb, rc.cross_az_price_read_on, rc.bytes_per_gb)
+    snapshot = inp.latest.select("interface_id", "vpc_id", "subnet_id") if inp.latest is not None else None
+    out = {
+        "reject_causes": N.reject_causes(flows),
+        "top_rejected": N.top_rejected(flows, n),
+        "rejected_over_time": N.rejected_over_time(flows),
+        "nacl_drops": _labelled_interface(N.nacl_drops(flows, n), inp),
+        "encryption": N.encryption(flows),
+        "cleartext": _labelled_interface(N.cleartext(flows, n), inp),
+        "tgw_drops": N.tgw_drops(flows),
+        "cross_az": _labelled_interface(N.cross_az(flows, price, n), inp),
+        "cross_az_pairs": N.cross_az_pairs(flows, price),
+        "conversations": N.top_conversations(flows, n),
+        "breakdown": N.breakdown(flows, snapshot, n),
+        "protocols": N.protocol_mix(flows),
+    }
+    if inp.ledger is not None:
+        out["data_quality"] = in_dates(N.data_quality(inp.ledger), inp.date_from, inp.date_to, "day")
+    notes.append(
+        f"cross-AZ cost: ${price.per_gb}/GB that crosses AZs (read {price.read_on}, {rc.cross_az_price_source}), "
+        f"1 GB = {price.bytes_per_gb:,} bytes"
+    )
+    return out
+
+
+def _labelled_interface(df: DataFrame, inp: _Inputs) -> DataFrame:
+    """df with the resource of its interface_id, when the lake has an interfaces snapshot."""
+    return R.with_resource(df, inp.interfaces, "interface_id") if inp.interfaces is not None else df
+
+
 def _stamp(df: DataFrame, date_from: Optional[dt.date], date_to: Optional[dt.date], at: dt.datetime) -> DataFrame:
     return df.select(
         F.lit(date_from).cast("date").alias("date_from"),
@@ -277,6 +319,19 @@ _ORDER: dict[str, tuple[str, ...]] = {
     "talkers/nat_services": ("-bytes", "aws_service", "aws_region"),
     "talkers/nat_sources": ("rank",),
     "hunt/peers": ("!flags", "-bytes", "peer", "port"),
+    "network/reject_causes": ("-records", "reject_reason"),
+    "network/top_rejected": ("rank",),
+    "network/rejected_over_time": ("time", "cause"),
+    "network/nacl_drops": ("-rejected_responses", "interface_id", "initiator", "responder", "port"),
+    "network/encryption": ("encryption_status",),
+    "network/cleartext": ("-bytes", "interface_id", "port"),
+    "network/tgw_drops": ("time", "tgw_attachment_id", "cause"),
+    "network/cross_az": ("-bytes", "interface_id"),
+    "network/cross_az_pairs": ("-bytes", "az_id", "next_hop_az_id"),
+    "network/conversations": ("rank",),
+    "network/breakdown": ("dimension", "rank"),
+    "network/protocols": ("-bytes", "protocol"),
+    "network/data_quality": ("day",),
 }
 
 
@@ -354,20 +409,26 @@ def run_report(
     if opts.asn_db:
         asn.check_database(opts.asn_db)
     summary = ReportSummary(lake=lake, reports=names, date_from=date_from, date_to=date_to)
-    flows = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
-    if not tables.exists(spark, lake, tables.IP_CLASSES):
-        raise FileNotFoundError(f"no {tables.IP_CLASSES} table in {lake}: run 'flowspark classify' first")
-    flows = flows.select(*[c for c in FLOW_COLUMNS if c in flows.columns])
-    ip_classes = tables.read(spark, lake, tables.IP_CLASSES)
-    # Every report reads the classified flows (two joins with ip_classes, sort-merge joins once ip_classes
-    # outgrows a broadcast): computed once, kept on disk for the run.
-    cf = classified_flows(flows, ip_classes).persist(StorageLevel.DISK_ONLY)
-    keep: list[DataFrame] = [cf]
-    inp = _Inputs(cf, flows, ip_classes)
+    every_column = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
+    flows = every_column.select(*[c for c in FLOW_COLUMNS if c in every_column.columns])
+    keep: list[DataFrame] = []
+    cf = ip_classes = None
+    if any(r != "network" for r in names):  # the network report reads flows' own fields only
+        if not tables.exists(spark, lake, tables.IP_CLASSES):
+            raise FileNotFoundError(f"no {tables.IP_CLASSES} table in {lake}: run 'flowspark classify' first")
+        ip_classes = tables.read(spark, lake, tables.IP_CLASSES)
+        # Every other report reads the classified flows (two joins with ip_classes, sort-merge joins once
+        # ip_classes outgrows a broadcast): computed once, kept on disk for the run.
+        cf = classified_flows(flows, ip_classes).persist(StorageLevel.DISK_ONLY)
+        keep.append(cf)
+    inp = _Inputs(cf, flows, ip_classes, every_column=every_column, date_from=date_from, date_to=date_to)
     if tables.exists(spark, lake, tables.INTERFACES):
         latest = R.latest_interfaces(tables.read(spark, lake, tables.INTERFACES)).persist(StorageLevel.MEMORY_AND_DISK)
         keep.append(latest)
+        inp.latest = latest
         inp.interfaces, inp.addresses = R.interface_resources(latest), R.address_resources(latest)
+    if "network" in names and tables.exists(spark, lake, tables.INGESTED_FILES):
+        inp.ledger = tables.read(spark, lake, tables.INGESTED_FILES)
     at = utc_now()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     reasons = R.blank_reasons(

@@ -1,0 +1,306 @@
+"""The network report's sections on hand-made flows whose answers are worked out by hand below: rejects by
+cause, the network-ACL pairs (an ACCEPT whose response is REJECTed on the same interface), cleartext by
+encryption-status, Transit Gateway drops, cross-AZ bytes and their cost, top conversations, breakdowns with
+the interfaces snapshot's fallback, the protocol mix, and data quality from the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+
+from flowspark.core import network as N
+
+T = dt.datetime(2024, 6, 1, 8, 0, 0)
+DAY = T.date()
+COLUMNS = (
+    "window_start timestamp, account_id string, interface_id string, srcaddr string, dstaddr string, "
+    "srcport int, dstport int, protocol int, action string, resource_type string, tgw_id string, "
+    "tgw_attachment_id string, records bigint, packets bigint, bytes bigint, start timestamp, `end` timestamp, "
+    "packets_lost_no_route bigint, packets_lost_blackhole bigint, packets_lost_mtu_exceeded bigint, "
+    "packets_lost_ttl_expired bigint, vpc_id string, subnet_id string, az_id string, flow_direction string, "
+    "reject_reason string, encryption_status string, next_hop_az_id string, next_hop_interface_type string, "
+    "event_date date"
+)
+WEB, DB = "eni-web", "eni-db"
+WEB_IP, DB_IP, WEB2_IP = "10.0.0.5", "10.0.1.9", "10.0.0.6"
+SCANNER, CLIENT, ADMIN, PINGER, OTHER = "45.33.32.156", "93.184.216.34", "81.2.69.160", "203.0.113.12", "198.51.100.7"
+
+
+def at(minutes: int) -> dt.datetime:
+    return T + dt.timedelta(minutes=minutes)
+
+
+def vpc(eni, src, dst, sport, dport, proto, action, records, packets, nbytes, start, secs=30, **kw):
+    """A VPC flow row (an interface, no Transit Gateway fields)."""
+    window = start.replace(minute=0, second=0)
+    return (
+        window, "111", eni, src, dst, sport, dport, proto, action, None, None, None, records, packets, nbytes,
+        start, start + dt.timedelta(seconds=secs), None, None, None, None,
+        kw.get("vpc", "vpc-1" if eni == WEB else None), None, kw.get("az"), kw.get("direction"),
+        kw.get("reason"), kw.get("enc"), kw.get("hop_az"), kw.get("hop_type"), start.date(),
+    )  # fmt: skip
+
+
+def tgw(attachment, start, no_route=0, blackhole=0, mtu=0, ttl=0, nbytes=1000):
+    """A Transit Gateway flow row (no interface, no action)."""
+    window = start.replace(minute=0, second=0)
+    return (
+        window, "111", None, "10.1.0.1", "10.2.0.1", 40000, 443, 6, None, "TransitGateway", "tgw-1", attachment,
+        1, 10, nbytes, start, start + dt.timedelta(seconds=60), no_route, blackhole, mtu, ttl,
+        None, None, None, None, None, None, None, None, start.date(),
+    )  # fmt: skip
+
+
+ROWS = [
+    # rejects: the scanner on 22 in two windows (no reason: a security group), a BPA and an EC reject
+    vpc(WEB, SCANNER, WEB_IP, 51000, 22, 6, "REJECT", 3, 3, 180, at(5)),
+    vpc(WEB, SCANNER, WEB_IP, 51000, 22, 6, "REJECT", 2, 2, 120, at(65)),
+    vpc(WEB, CLIENT, WEB_IP, 52000, 443, 6, "REJECT", 4, 4, 240, at(10), reason="BPA"),
+    vpc(DB, ADMIN, DB_IP, 53000, 5432, 6, "REJECT", 1, 1, 60, at(20), reason="EC"),
+    # a ping let in, its reply dropped on the way out: a network ACL (outbound rule)
+    vpc(WEB, PINGER, WEB_IP, 0, 0, 1, "ACCEPT", 2, 8, 672, at(10), direction="ingress"),
+    vpc(WEB, WEB_IP, PINGER, 0, 0, 1, "REJECT", 2, 8, 672, at(10), direction="egress"),
+    # not pairs: the same reply rejected on another interface, and one 20 minutes after the ping ended
+    vpc(DB, WEB_IP, PINGER, 0, 0, 1, "REJECT", 1, 4, 336, at(11)),
+    vpc(WEB, OTHER, WEB_IP, 0, 0, 1, "ACCEPT", 1, 4, 336, at(30), direction="ingress"),
+    vpc(WEB, WEB_IP, OTHER, 0, 0, 1, "REJECT", 1, 4, 336, at(51), direction="egress"),
+    # encryption-status: TLS on 443, cleartext on 80 both ways, Nitro from the database (which crosses AZs),
+    # both inside the VPC to a neighbour in the same AZ
+    vpc(WEB, CLIENT, WEB_IP, 50000, 443, 6, "ACCEPT", 1, 10, 1000, at(15), enc="2"),
+    vpc(WEB, CLIENT, WEB_IP, 50001, 80, 6, "ACCEPT", 1, 5, 500, at(16), enc="0"),
+    vpc(WEB, WEB_IP, CLIENT, 80, 50001, 6, "ACCEPT", 1, 5, 3000, at(16), enc="0"),
+    vpc(DB, DB_IP, WEB_IP, 40000, 80, 6, "ACCEPT", 2, 2000, 2_500_000_000, at(17), enc="1",
+        az="use1-az2", hop_az="use1-az1", hop_type="interface", direction="egress"),
+    vpc(WEB, WEB_IP, WEB2_IP, 41000, 443, 6, "ACCEPT", 1, 1, 100, at(18), enc="3",
+        az="use1-az1", hop_az="use1-az1", hop_type="interface", direction="egress"),
+    # Transit Gateway drops
+    tgw("tgw-attach-1", at(5), no_route=5, mtu=2),
+    tgw("tgw-attach-1", at(40), no_route=1),
+    tgw("tgw-attach-2", at(70), blackhole=7),
+    tgw("tgw-attach-2", at(75)),  # no loss: no row
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def flows(spark):
+    return spark.createDataFrame(ROWS, COLUMNS)
+
+
+def same(got, expected_rows, ddl, spark, order=False):
+    expected = spark.createDataFrame(expected_rows, ddl)
+    assert_df_equality(got.select(*expected.columns), expected, ignore_row_order=not order, ignore_nullable=True)
+
+
+def test_rejects_by_cause(spark, flows):
+    # no reason: the scanner's 3 + 2 records (180 + 120 bytes), the ping's rejected reply on both interfaces
+    # (2 records, 8 packets, 672 bytes on eni-web; 1, 4, 336 on eni-db) and the late reply (1, 4, 336):
+    # flows 5, records 3+2+2+1+1 = 9, packets 3+2+8+4+4 = 21, bytes 180+120+672+336+336 = 1644; peers: the
+    # scanner and 10.0.0.5 (the replies' source): 2; interfaces eni-web and eni-db: 2
+    same(
+        N.reject_causes(flows),
+        [
+            (None, N.NO_REASON, 5, 9, 21, 1644, 2, 2),
+            ("BPA", "VPC Block Public Access", 1, 4, 4, 240, 1, 1),
+            ("EC", "VPC Encryption Controls", 1, 1, 1, 60, 1, 1),
+        ],
+        "reject_reason string, cause string, flows bigint, records bigint, packets bigint, bytes bigint, "
+        "peers bigint, interfaces bigint",
+        spark,
+    )
+
+
+def test_top_rejected_triples_and_their_trend(spark, flows):
+    # the scanner's two windows are one triple: 5 records from 08:05 to 09:05:30
+    same(
+        N.top_rejected(flows, 3),
+        [
+            (1, SCANNER, WEB_IP, 6, 22, None, 5, 5, 1, at(5), at(65) + dt.timedelta(seconds=30)),
+            (2, CLIENT, WEB_IP, 6, 443, "BPA", 4, 4, 1, at(10), at(10) + dt.timedelta(seconds=30)),
+            # 3 records from 10.0.0.5 to the pinger on two interfaces beat 2 to the other peer and 1 (EC)
+            (3, WEB_IP, PINGER, 1, 0, None, 3, 12, 2, at(10), at(11) + dt.timedelta(seconds=30)),
+        ],
+        "rank int, srcaddr string, dstaddr string, protocol int, dstport int, reject_reason string, records bigint, "
+        "packets bigint, interfaces bigint, first_seen timestamp, last_seen timestamp",
+        spark,
+        order=True,
+    )
+    # per hour: 08:00 without reason 3 + 2 + 1 + 1 = 7 records from the scanner and 10.0.0.5; 09:00 the
+    # scanner's 2
+    same(
+        N.rejected_over_time(flows),
+        [
+            (T, N.NO_REASON, 7, 3 + 8 + 4 + 4, 2),
+            (T, "VPC Block Public Access", 4, 4, 1),
+            (T, "VPC Encryption Controls", 1, 1, 1),
+            (at(60), N.NO_REASON, 2, 2, 1),
+        ],
+        "time timestamp, cause string, records bigint, packets bigint, sources bigint",
+        spark,
+    )
+
+
+def test_an_accepted_ping_whose_reply_is_rejected_is_a_network_acl(spark, flows):
+    # only the ping at 08:10 on eni-web: the reply on eni-db is another interface, the other peer's reply
+    # started 20.5 minutes after its request ended (more than the 10 minutes' slack)
+    same(
+        N.nacl_drops(flows),
+        [(WEB, PINGER, WEB_IP, 1, 0, 2, 2, 8, at(10), at(10) + dt.timedelta(seconds=30),
+          "outbound rule (the request came in)")],
+        "interface_id string, initiator string, responder string, protocol int, port int, requests bigint, "
+        "rejected_responses bigint, rejected_packets bigint, first_seen timestamp, last_seen timestamp, "
+        "nacl_rule string",
+        spark,
+    )  # fmt: skip
+    # with 30 minutes' slack the other peer's pair counts too; a long session's windows never multiply
+    wide = N.nacl_drops(flows, slack_s=1800)
+    assert sorted((r.initiator, r.requests, r.rejected_responses) for r in wide.collect()) == [
+        (OTHER, 1, 1),
+        (PINGER, 2, 2),
+    ]
+
+
+def test_encryption_status_and_the_cleartext_ports(spark, flows):
+    # ACCEPT flows with a status: 0: the two port-80 flows (500 + 3000 bytes); 1: the database's 2.5 GB;
+    # 2: TLS 1000; 3: the neighbour 100. The pings carry no status: not counted.
+    same(
+        N.encryption(flows),
+        [
+            (0, N.ENCRYPTION[0], 2, 2, 10, 3500, 1),
+            (1, N.ENCRYPTION[1], 1, 2, 2000, 2_500_000_000, 1),
+            (2, N.ENCRYPTION[2], 1, 1, 10, 1000, 1),
+            (3, N.ENCRYPTION[3], 1, 1, 1, 100, 1),
+        ],
+        "encryption_status int, meaning string, flows bigint, records bigint, packets bigint, bytes bigint, "
+        "interfaces bigint",
+        spark,
+    )
+    # eni-web port 80: cleartext 3500 of 3500 bytes; the database's Nitro flow to port 80 is on eni-db
+    # (its own row, no cleartext: no row)
+    same(
+        N.cleartext(flows),
+        [(WEB, 6, 80, 2, 3500, 1, 1.0)],
+        "interface_id string, protocol int, port int, flows bigint, bytes bigint, peers bigint, cleartext_share double",
+        spark,
+    )
+
+
+def test_transit_gateway_drops_per_hour_attachment_and_cause(spark, flows):
+    same(
+        N.tgw_drops(flows),
+        [
+            (T, "tgw-1", "tgw-attach-1", "no route", 6, 2),
+            (T, "tgw-1", "tgw-attach-1", "MTU exceeded", 2, 1),
+            (at(60), "tgw-1", "tgw-attach-2", "blackhole route", 7, 1),
+        ],
+        "time timestamp, tgw_id string, tgw_attachment_id string, cause string, packets_lost bigint, flows bigint",
+        spark,
+    )
+
+
+def test_cross_az_bytes_and_their_cost(spark, flows):
+    # only the database's flow crosses (use1-az2 -> use1-az1): 2.5 GB x $0.02 = $0.05; the neighbour's stays
+    price = N.CrossAzPrice(per_gb=0.02)
+    same(
+        N.cross_az(flows, price),
+        [(DB, "use1-az2", "use1-az1", "interface", 1, 2_500_000_000, 0.05)],
+        "interface_id string, az_id string, next_hop_az_id string, next_hop_interface_type string, flows bigint, "
+        "bytes bigint, cost_usd double",
+        spark,
+    )
+    same(
+        N.cross_az_pairs(flows, price),
+        [("use1-az2", "use1-az1", 1, 2_500_000_000, 1, 0.05)],
+        "az_id string, next_hop_az_id string, flows bigint, bytes bigint, interfaces bigint, cost_usd double",
+        spark,
+    )
+
+
+SMALL = [
+    vpc(WEB, CLIENT, WEB_IP, 50000, 443, 6, "ACCEPT", 2, 4, 400, at(1)),
+    vpc(WEB, WEB_IP, CLIENT, 443, 50000, 6, "ACCEPT", 2, 6, 9000, at(1)),
+    vpc(DB, DB_IP, WEB_IP, 5432, 41000, 6, "ACCEPT", 1, 3, 300, at(2), vpc=None, az="use1-az2"),
+    vpc(DB, DB_IP, WEB_IP, 5432, 41000, 17, "REJECT", 1, 1, 50, at(3), vpc=None, az="use1-az2"),
+    tgw("tgw-attach-1", at(4), nbytes=70),
+]
+
+
+def test_top_conversations_hold_both_directions(spark):
+    flows = spark.createDataFrame(SMALL, COLUMNS)
+    # "10.0.0.5" < "93.184.216.34" as strings: a = the web server; 9000 bytes a -> b, 400 b -> a
+    same(
+        N.top_conversations(flows, 2),
+        [
+            (1, WEB_IP, CLIENT, 9000, 400, 9400, 2, 4, 1, at(1), at(1) + dt.timedelta(seconds=30)),
+            # "10.0.0.5" < "10.0.1.9": a = the web server again, every byte from the database (b)
+            (2, WEB_IP, DB_IP, 0, 350, 350, 2, 2, 1, at(2), at(3) + dt.timedelta(seconds=30)),
+        ],
+        "rank int, address_a string, address_b string, bytes_a_to_b bigint, bytes_b_to_a bigint, bytes bigint, "
+        "flows bigint, records bigint, interfaces bigint, first_seen timestamp, last_seen timestamp",
+        spark,
+        order=True,
+    )
+
+
+def test_breakdown_takes_what_records_lack_from_the_snapshot(spark):
+    flows = spark.createDataFrame(SMALL, COLUMNS)
+    snapshot = spark.createDataFrame(
+        [(WEB, "vpc-1", "subnet-a"), (DB, "vpc-2", "subnet-b")], "interface_id string, vpc_id string, subnet_id string"
+    )
+    got = N.breakdown(flows, snapshot).where("dimension in ('vpc_id', 'az_id')")
+    # vpc_id: eni-web's rows carry vpc-1 (400 + 9000); eni-db's do not, the snapshot says vpc-2 (300 + 50, one
+    # REJECT); the Transit Gateway row has no interface: unknown. az_id: records only (eni-db's use1-az2)
+    same(
+        got,
+        [
+            ("vpc_id", 1, "vpc-1", "records", 2, 4, 9400, 9400, 0),
+            ("vpc_id", 2, "vpc-2", "interfaces snapshot", 2, 2, 350, 300, 1),
+            ("vpc_id", 3, None, "unknown", 1, 1, 70, 0, 0),
+            ("az_id", 1, None, "unknown", 3, 5, 9470, 9400, 0),
+            ("az_id", 2, "use1-az2", "records", 2, 2, 350, 300, 1),
+        ],
+        "dimension string, rank int, value string, source string, flows bigint, records bigint, bytes bigint, "
+        "accepted_bytes bigint, rejected_flows bigint",
+        spark,
+    )
+    # without a snapshot eni-db's VPC is unknown, with the TGW row's
+    no_snap = N.breakdown(flows).where("dimension = 'vpc_id'")
+    assert sorted((r.value or "", r.source, r.bytes) for r in no_snap.collect()) == [
+        ("", "unknown", 420),
+        ("vpc-1", "records", 9400),
+    ]
+
+
+def test_protocol_mix(spark):
+    flows = spark.createDataFrame(SMALL, COLUMNS)
+    # tcp: 400 + 9000 + 300 + 70 = 9770 of 9820 bytes; udp 50
+    same(
+        N.protocol_mix(flows),
+        [(6, "tcp", 4, 6, 23, 9770, round(9770 / 9820, 4)), (17, "udp", 1, 1, 1, 50, round(50 / 9820, 4))],
+        "protocol int, name string, flows bigint, records bigint, packets bigint, bytes bigint, byte_share double",
+        spark,
+    )
+
+
+def test_data_quality_from_the_ledger(spark):
+    d1, d2 = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
+    ledger = spark.createDataFrame(
+        [
+            ("a", [d1], 100, 2, 1, 0, None, "done", dt.datetime(2024, 6, 3, 9)),
+            # records on two days: counted once, on its first
+            ("b", [d1, d2], 50, 0, 0, 1, "truncated gzip after line 51", "done", dt.datetime(2024, 6, 3, 9)),
+            # not gzip: no record, on the day of its claim; ledger rows of older lakes have NULL state
+            ("c", [], None, None, None, None, "not gzip", None, dt.datetime(2024, 6, 3, 10)),
+            ("d", [d2], 9, 9, 0, 0, None, "claimed", dt.datetime(2024, 6, 3, 11)),  # not done: left out
+        ],
+        "source_file string, days array<date>, records bigint, rejected bigint, nodata bigint, skipdata bigint, "
+        "problem string, state string, ingested_at timestamp",
+    )
+    same(
+        N.data_quality(ledger),
+        [(d1, 2, 1, 150, 2, 1, 1, round(2 / 150, 6)), (dt.date(2024, 6, 3), 1, 1, 0, 0, 0, 0, None)],
+        "day date, objects bigint, broken_objects bigint, records bigint, rejected_lines bigint, nodata bigint, "
+        "skipdata bigint, rejected_share double",
+        spark,
+    )
