@@ -83,7 +83,7 @@ def test_help_lists_every_command_the_conventions_and_the_exit_codes(capsys):
 def test_report_names_have_one_spelling(tmp_path, capsys, no_spark):
     assert cli.main(["report", "north_south_x", "--lake", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "choose one of north-south, runts, talkers, hunt or all" in err and "north_south," not in err
+    assert "choose one of north-south, runts, talkers, hunt, network or all" in err and "north_south," not in err
 
 
 @pytest.mark.parametrize(
@@ -138,3 +138,17 @@ def test_exit_3_and_4_from_what_ingest_read(capsys):
     # nothing usable: 3 comes first, whatever the ratio
     assert cli.ingest_exit("run", _summary(files_read=2, records=5, rejected=5), 1.0) == 3
     assert cli.ingest_exit("run", _summary(files_read=2, objects_rejected=2, broken=[("a", "why", 0)]), None) == 3
+
+
+def test_generate_writes_version_11_and_says_what_it_wrote(tmp_path, capsys, no_spark):
+    out = tmp_path / "raw"
+    # one process: this test's process may hold a Spark session of other tests, and a fork copies its locks
+    args = ["generate", "--out", str(out), "--records", "400", "--accounts", "1", "--regions", "1", "--workers", "1"]
+    assert cli.main([*args, "--field-version", "11", "--file-format", "parquet", "--key-layout", "hive"]) == 0
+    said = capsys.readouterr().out
+    assert "400 records in 288 objects (flow log version 11, parquet, hive key layout)" in said
+    assert len(list(out.rglob("aws-account-id=*/**/*.log.parquet"))) == 288
+    # a second run into the same folder: one line, exit 2, nothing changed
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flowspark generate: error:") and "--overwrite" in err and "\n" not in err

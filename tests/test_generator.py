@@ -360,3 +360,32 @@ def test_cli(tmp_path):
         [py, str(SCRIPT), "--out", str(tmp_path), "--records", "10"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "not empty" in bad.stderr
+
+
+def test_v11_format_and_its_truth(tmp_path):
+    """--field-version 11: the header, version 11, and the truth's v11 figures recounted from the text."""
+    truth = gen.generate(tmp_path, log_format="v11", **{**SMALL, "regions": 2})
+    rows, headers = _read_text(tmp_path)
+    assert set(headers.values()) == {" ".join(gen.V11_FIELDS)}
+    assert {r["version"] for r in rows} == {"11"}
+    _assert_reconciles(rows, truth)
+    ok = [r for r in rows if r["log-status"] == "OK"]
+    accepted = [r for r in ok if r["action"] == "ACCEPT"]
+    cross = sum(
+        int(r["bytes"]) for r in accepted if r["next-hop-az-id"] not in ("-", r["az-id"])
+    )
+    assert truth["v11"]["cross_az_bytes"] == cross > 0
+    reasons = Counter(r["reject-reason"] for r in ok if r["action"] == "REJECT")
+    assert truth["v11"]["rejected_records_BPA"] == reasons["BPA"] > 0
+    assert truth["v11"]["rejected_records_no_reason"] == reasons["-"] > 0
+    for status in "0123":
+        assert truth["v11"][f"accepted_bytes_encryption_{status}"] == sum(
+            int(r["bytes"]) for r in accepted if r["encryption-status"] == status
+        ) > 0
+    # BPA on one of the two flow logs only; a next hop only on outgoing records; tags percent-encoded
+    by_log = {r["_file"].split("_")[3] for r in ok if r["reject-reason"] == "BPA"}
+    assert len(by_log) == 1
+    assert all(r["flow-direction"] == "egress" for r in ok if r["next-hop-interface-id"] != "-")
+    assert {r["next-hop-interface-type"] for r in ok} >= {"nat_gateway", "interface", "network_load_balancer"}
+    assert "web%20team" in {r["instance-tag-2"] for r in rows}
+    assert all(r[f] == "-" for r in rows if r["log-status"] != "OK" for f in ("reject-reason", "next-hop-az-id"))

@@ -71,6 +71,7 @@ ROWS = [
     vpc(WEB, CLIENT, WEB_IP, 50000, 443, 6, "ACCEPT", 1, 10, 1000, at(15), enc="2"),
     vpc(WEB, CLIENT, WEB_IP, 50001, 80, 6, "ACCEPT", 1, 5, 500, at(16), enc="0"),
     vpc(WEB, WEB_IP, CLIENT, 80, 50001, 6, "ACCEPT", 1, 5, 3000, at(16), enc="0"),
+    vpc(WEB, WEB2_IP, WEB_IP, 42000, 80, 6, "ACCEPT", 1, 7, 700, at(16), enc="1"),  # port 80 from inside: Nitro
     vpc(DB, DB_IP, WEB_IP, 40000, 80, 6, "ACCEPT", 2, 2000, 2_500_000_000, at(17), enc="1",
         az="use1-az2", hop_az="use1-az1", hop_type="interface", direction="egress"),
     vpc(WEB, WEB_IP, WEB2_IP, 41000, 443, 6, "ACCEPT", 1, 1, 100, at(18), enc="3",
@@ -162,13 +163,14 @@ def test_an_accepted_ping_whose_reply_is_rejected_is_a_network_acl(spark, flows)
 
 
 def test_encryption_status_and_the_cleartext_ports(spark, flows):
-    # ACCEPT flows with a status: 0: the two port-80 flows (500 + 3000 bytes); 1: the database's 2.5 GB;
-    # 2: TLS 1000; 3: the neighbour 100. The pings carry no status: not counted.
+    # ACCEPT flows with a status: 0: the two port-80 flows (500 + 3000 bytes); 1: the database's 2.5 GB and
+    # the neighbour's 700 bytes to port 80 (two interfaces); 2: TLS 1000; 3: the neighbour 100. The pings
+    # carry no status: not counted.
     same(
         N.encryption(flows),
         [
             (0, N.ENCRYPTION[0], 2, 2, 10, 3500, 1),
-            (1, N.ENCRYPTION[1], 1, 2, 2000, 2_500_000_000, 1),
+            (1, N.ENCRYPTION[1], 2, 3, 2007, 2_500_000_700, 2),
             (2, N.ENCRYPTION[2], 1, 1, 10, 1000, 1),
             (3, N.ENCRYPTION[3], 1, 1, 1, 100, 1),
         ],
@@ -176,11 +178,11 @@ def test_encryption_status_and_the_cleartext_ports(spark, flows):
         "interfaces bigint",
         spark,
     )
-    # eni-web port 80: cleartext 3500 of 3500 bytes; the database's Nitro flow to port 80 is on eni-db
-    # (its own row, no cleartext: no row)
+    # eni-web port 80: cleartext 3500 of 3500 + 700 bytes (the neighbour's is Nitro-encrypted), one cleartext
+    # peer; the database's Nitro flow to port 80 is on eni-db (no cleartext there: no row)
     same(
         N.cleartext(flows),
-        [(WEB, 6, 80, 2, 3500, 1, 1.0)],
+        [(WEB, 6, 80, 2, 3500, 1, round(3500 / 4200, 4))],
         "interface_id string, protocol int, port int, flows bigint, bytes bigint, peers bigint, cleartext_share double",
         spark,
     )

@@ -743,7 +743,7 @@ flow logs' format leaves its field out.</p>
 {{ table(t.top_rejected) }}
 <h3>Rejected records per hour</h3>
 {{ charts.rejected_over_time|safe }}
-{{ table(t.rejected_over_time) }}
+<p class="note">Per cause and hour: {{ t.rejected_over_time_where }}.</p>
 <h3>Security group or network ACL: accepted traffic whose response was rejected</h3>
 <p class="note">Security groups are stateful: the response to traffic they let in is always let out. A
 REJECT of the response on the same interface is a network ACL's rule (AWS's flow log examples read the same
@@ -1017,6 +1017,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     for section in NETWORK_SECTIONS:
         limit = 200 if section == "breakdown" else 50
         t[section] = model("network", section, network.get(section, []), limit=limit)
+    t["rejected_over_time_where"] = _where_more("network", "rejected_over_time", meta, xlsx)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     html = env.from_string(_TEMPLATE).render(
         meta=meta,
