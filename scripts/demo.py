@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
          f"reasons, encryption status, tags), {truth['files']:,} objects -> {raw}")
 
     from flowspark.pipelines.common import create_session, load_config
+    from flowspark.pipelines.intel import run_intel_load
     from flowspark.pipelines.interfaces import run_interfaces
     from flowspark.pipelines.report import ReportOptions
     from flowspark.pipelines.run import run_daily
@@ -135,6 +136,17 @@ def main(argv: list[str] | None = None) -> int:
         # The generator plants a beacon, a scan, an exfiltration burst and NAT traffic to S3 in its first flow
         # log; the NAT cost section is for that flow log's NAT gateway.
         planted = truth.get("hunt_patterns") or {}
+        # A watch list in FireHOL's netset format naming the planted C2 peer and scanner, loaded as a
+        # threat-intelligence list: the report's "What to look at" starts with who talked with them.
+        t = time.time()
+        watchlist = out / "demo_watchlist.netset"
+        peers = [planted.get("beacon", {}).get("peer"), planted.get("scan", {}).get("source")]
+        watchlist.write_text(
+            "# demo watch list: the generator's planted C2 peer and scanner (not a real list)\n"
+            + "".join(f"{p}\n" for p in peers if p)
+        )
+        loaded = run_intel_load(spark, str(lake), "demo_watchlist", str(watchlist))
+        line("intel", time.time() - t, f"{loaded.entries} addresses -> {lake}/intel_lists (version {loaded.version})")
         nat = planted.get("nat", {}).get("interface_id")
         options = ReportOptions(top_n=cfg.reports.top_n, nat=nat, nat_region=planted.get("region") or None)
 

@@ -19,6 +19,7 @@ from flowspark.core import reports as R
 from flowspark.core.ipranges import classified_flows
 from flowspark.edges import tables
 from flowspark.edges.config import ConfigError, ReportsConfig
+from flowspark.pipelines.intel import run_intel_load
 from flowspark.pipelines.report import ReportOptions, run_report
 
 T0 = dt.datetime(2024, 6, 1, 8, 0, 0)
@@ -726,6 +727,11 @@ def report_lake(spark, tmp_path_factory):
     known = {a[0] for a in AWS}
     cls = AWS + [(a, "private" if a.startswith("10.") else "public", None, None) for a in sorted(addrs - known)]
     classes(spark, cls).write.format("delta").save(f"{lake}/ip_classes")
+    # a threat-intelligence list naming the beacon's peer: the network report's intel_contacts, first under
+    # "What to look at" in the HTML
+    listed = tmp_path_factory.mktemp("intel") / "watch.netset"
+    listed.write_text("# a watch list\n185.220.101.0/24\n")
+    run_intel_load(spark, lake, "watch", str(listed))
     return lake
 
 
@@ -883,6 +889,11 @@ def test_html_report_renders_in_headless_chromium(spark, cfg, report_lake, tmp_p
     opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1")
     run_report(spark, cfg, report_lake, "all", None, None, opts, ("html",), str(tmp_path))
     page = tmp_path / "flowspark_all.html"
+    html = page.read_text()
+    # the beacon's peer is on the watch list: named first under What to look at, with the list's version
+    look = html[html.index('<h2 id="look">') : html.index("</ul>", html.index('<h2 id="look">'))]
+    assert "on the watch list</span>: 10.0.2.9" in " ".join(look.split()) and "list version 1" in look, look[:600]
+    assert '<h2 id="network">' in html and "Cross-AZ transfer" in html
     shot = tmp_path / "report.png"
     subprocess.run(
         [

@@ -98,6 +98,9 @@ class ReportsConfig:
     cross_az_price_source: str = (
         "https://aws.amazon.com/ec2/pricing/on-demand/#Data_Transfer_within_the_same_AWS_Region"
     )
+    # an intel list (flowspark intel load) whose newest version is older than this many days makes the report
+    # warn (blocklists change daily; a stale one misses today's addresses); 0 = never
+    intel_max_age_days: int = 7
     endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
     nat: str = ""  # default --nat target: an interface id (eni-...) or an address; "" = no NAT section
     nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint

@@ -664,7 +664,13 @@ them.</span></p>
 {% for text in glossary_notes %}<p>{{ text }}</p>{% endfor %}</div>
 
 <h2 id="look">What to look at</h2>
-{% if look %}<div class="look"><ul>
+{% if look or intel_look %}<div class="look"><ul>
+{% for r in intel_look %}<li><span class="flag">on the {{ r.list_name }} list</span>: {{ r.local }}
+{% if r.resource %}({{ r.resource }}){% endif %} and {{ r.listed }}
+({{ r.cidr }}{% if r.label %}, {{ r.label }}{% endif %})
+&mdash; {{ r.flows }} flows ({{ r.accepted_flows }} accepted), {{ hbytes(r.bytes_to_listed) }} to it,
+{{ hbytes(r.bytes_from_listed) }} from it, {{ minute(r.first_seen) }} to {{ minute(r.last_seen) }}; list version
+{{ r.version }}, loaded {{ minute(r.loaded_at) }}</li>{% endfor %}
 {% for r in look %}<li><span class="flag">{{ r.flags }}</span>: {{ r.direction }} {{ r.peer }} port {{ r.port }}
 {% if r.asn_org %}(AS{{ r.asn }} {{ r.asn_org }}){% endif %}
 {% if r.peer_aws_service %}(AWS {{ r.peer_aws_service }}){% endif %}
@@ -705,7 +711,7 @@ charts share one log scale, so a small series (REJECT) shows beside a large one.
 {% if talkers %}
 <h2 id="talkers">Talkers and NAT cost</h2>
 <h3>NAT cost by AWS service</h3>
-{% for n in meta.notes if not n.startswith("cross-AZ") %}<p class="note">{{ n }}</p>{% endfor %}
+{% for n in meta.notes if not n.startswith(("cross-AZ", "intel list")) %}<p class="note">{{ n }}</p>{% endfor %}
 {% if talkers.nat_services is defined %}
 <p>Processed: <b title="{{ '{:,}'.format(nat_total.bytes) }} bytes">{{ hbytes(nat_total.bytes) }}</b>, estimated
 data-processing cost <b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would
@@ -773,6 +779,11 @@ pair this way).</p>
 <h3>Protocol mix</h3>
 {{ charts.protocols|safe }}
 {{ table(t.protocols) }}
+<h3>Contacts with addresses on intel lists</h3>
+{% for n in meta.notes if n.startswith("intel list") %}<p class="note flag">{{ n }}</p>{% endfor %}
+{% if network.intel_contacts is defined %}{{ table(t.intel_contacts) }}
+{% else %}<p class="note">no intel list in the lake: 'flowspark intel load --lake ... --name NAME --file LIST'
+</p>{% endif %}
 <h3>Data quality per day</h3>
 <p class="note">From the ledger: objects read, objects read in part or not at all, record lines, rejected
 lines, NODATA and SKIPDATA records (each object counted on the first day of its records).</p>
@@ -857,6 +868,7 @@ NETWORK_SECTIONS = (
     "breakdown",
     "protocols",
     "data_quality",
+    "intel_contacts",
 )
 
 
@@ -961,6 +973,9 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     flagged = [r for r in hunt.get("peers", []) if r.get("flags")]
     for kind in ("exfiltration", "beaconing", "credential_access", "scanning"):
         look += [r for r in flagged if kind in r["flags"].split(",") and r not in look][:5]
+    # addresses on an intel list first: accepted contacts, then the most flows
+    contacts = network.get("intel_contacts", [])
+    intel_look = sorted(contacts, key=lambda r: (-(r["accepted_flows"] or 0), -(r["flows"] or 0)))[:10]
     toc = [("reading", "Reading this report"), ("look", "What to look at")]
     toc += [("traffic", "Traffic"), ("northsouth", "North/south")] if ns else []
     toc += [("runts", "Runts")] if runts else []
@@ -1029,6 +1044,8 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         network=network,
         has_hunt=bool(hunt),
         look=look,
+        intel_look=intel_look,
+        minute=lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "",
         hunt_empty=hunt_empty,
         nat_total=nat_total,
         charts=charts,

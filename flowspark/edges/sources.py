@@ -209,6 +209,42 @@ def local_rows(path: str, default_format: Sequence[str]) -> Iterator[Any]:
     yield from text_rows(path, _text_chunks(path, _raw_chunks(path, S3Access())), default_format, foreign=False)
 
 
+def read_small_text(spark: Any, source: str, what: str, timeout: float = 60.0) -> str:
+    """The UTF-8 text of a small file (a list, a lookup) from an https URL, a local file or any Hadoop URI
+    (s3://, s3a://: through the session's file systems). FileNotFoundError / ValueError name `what`."""
+    if source.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(source, timeout=timeout) as resp:
+                raw = resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise RuntimeError(f"cannot download {source}: {getattr(exc, 'reason', exc)}") from exc
+    elif is_local(source):
+        try:
+            with open(to_local_path(source), "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{what} not found: {to_local_path(source)}") from None
+    else:
+        if spark is None:
+            raise ValueError(f"reading {source} needs a SparkSession")
+        from pyspark.errors import AnalysisException
+
+        try:
+            rows = spark.read.text(normalise_uri(source), wholetext=True).collect()
+        except AnalysisException as exc:
+            raise FileNotFoundError(f"{what} not found: {source} ({_first(exc)})") from None
+        return "".join(str(r[0]) for r in rows).lstrip("\ufeff")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source} is not UTF-8 text ({exc}); expected a {what}") from None
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def read_ip_ranges_text(spark: Any, source: str, timeout: float = 60.0) -> str:
     """The text of ip-ranges.json from an https URL, a local file, or any Hadoop URI (s3://, s3a://).
 

@@ -39,6 +39,7 @@ TAG_COUNTS = "tag_counts"
 PORT_PROTOCOL_COUNTS = "port_protocol_counts"
 AWS_IP_RANGES = "aws_ip_ranges"
 IP_CLASSES = "ip_classes"
+INTEL_LISTS = "intel_lists"
 
 # Delta collects min/max/null-count statistics for these columns only (table property
 # delta.dataSkippingStatsColumns, set when a table is created). The default, the first 32 columns, made

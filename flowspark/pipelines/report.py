@@ -33,6 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
+from flowspark.core import intel as I
 from flowspark.core import network as N
 from flowspark.core import reports as R
 from flowspark.core.dates import in_dates
@@ -40,6 +41,7 @@ from flowspark.core.ipranges import classified_flows
 from flowspark.edges import asn, render, tables
 from flowspark.edges.config import Config, ReportsConfig
 from flowspark.pipelines.common import utc_now
+from flowspark.pipelines.intel import stale_lists
 from flowspark.pipelines.stats import run_stats
 
 log = logging.getLogger("flowspark")
@@ -102,6 +104,7 @@ class _Inputs:
     every_column: Optional[DataFrame] = None  # flows of the range with every column (the network report's fields)
     latest: Optional[DataFrame] = None  # the latest interfaces snapshot row per interface
     ledger: Optional[DataFrame] = None  # ingested_files (the network report's data quality)
+    intel: Optional[DataFrame] = None  # intel_lists, each list's newest version
     date_from: Optional[dt.date] = None
     date_to: Optional[dt.date] = None
 
@@ -266,6 +269,9 @@ def _network(inp: _Inputs, rc: ReportsConfig, n: int, notes: list[str]) -> dict[
         "breakdown": N.breakdown(flows, snapshot, n),
         "protocols": N.protocol_mix(flows),
     }
+    if inp.intel is not None:
+        contacts = I.intel_contacts(flows, inp.intel)
+        out["intel_contacts"] = contacts if inp.addresses is None else R.with_resource(contacts, inp.addresses, "local")
     if inp.ledger is not None:
         out["data_quality"] = in_dates(N.data_quality(inp.ledger), inp.date_from, inp.date_to, "day")
     notes.append(
@@ -332,6 +338,7 @@ _ORDER: dict[str, tuple[str, ...]] = {
     "network/breakdown": ("dimension", "rank"),
     "network/protocols": ("-bytes", "protocol"),
     "network/data_quality": ("day",),
+    "network/intel_contacts": ("list_name", "-flows", "listed", "local"),
 }
 
 
@@ -429,6 +436,12 @@ def run_report(
         inp.interfaces, inp.addresses = R.interface_resources(latest), R.address_resources(latest)
     if "network" in names and tables.exists(spark, lake, tables.INGESTED_FILES):
         inp.ledger = tables.read(spark, lake, tables.INGESTED_FILES)
+    if "network" in names and tables.exists(spark, lake, tables.INTEL_LISTS):
+        inp.intel = I.latest_versions(tables.read(spark, lake, tables.INTEL_LISTS))
+        for stale in stale_lists(inp.intel, cfg.reports.intel_max_age_days, utc_now()):
+            note = f"intel list {stale} is older than [reports] intel_max_age_days: load a fresh copy"
+            log.warning(note)
+            summary.notes.append(note)
     at = utc_now()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     reasons = R.blank_reasons(
