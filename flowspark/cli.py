@@ -311,11 +311,17 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         from flowspark.pipelines.catalog import check_metastore
 
         check_metastore(cfg, args.catalog)  # before Spark starts
-    options = ReportOptions(top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db)
+    options = ReportOptions(
+        top_n=cfg.reports.top_n, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db, geo_db=args.geo_db
+    )
     if args.asn_db:
         from flowspark.pipelines.report import check_asn_db
 
         check_asn_db(args.asn_db)  # before Spark starts
+    if args.geo_db:
+        from flowspark.pipelines.report import check_geo_db
+
+        check_geo_db(args.geo_db)
     spark = spark_for(cfg)
     summary = run_daily(
         spark,
@@ -386,6 +392,9 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--nat", metavar="ENI|IP", help="the NAT gateway interface (eni-...) or address for the NAT cost")
     p.add_argument("--nat-region", metavar="REGION", help="the NAT gateway's region (for the endpoint saving)")
     p.add_argument("--asn-db", metavar="FILE", help="offline MaxMind-format ASN database (.mmdb): label Internet peers")
+    p.add_argument(
+        "--geo-db", metavar="FILE", help="offline MaxMind-format country database (.mmdb): the country of each peer"
+    )
     p.add_argument(
         "--database",
         metavar="NAME",
@@ -769,10 +778,17 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
     if args.top is not None and args.top < 1:
         raise ConfigError("--top must be at least 1")
     opts = report.ReportOptions(
-        top_n=args.top or cfg.reports.top_n, ip=args.ip, nat=args.nat, nat_region=args.nat_region, asn_db=args.asn_db
+        top_n=args.top or cfg.reports.top_n,
+        ip=args.ip,
+        nat=args.nat,
+        nat_region=args.nat_region,
+        asn_db=args.asn_db,
+        geo_db=args.geo_db,
     )
     if args.asn_db:
         report.check_asn_db(args.asn_db)  # before Spark starts
+    if args.geo_db:
+        report.check_geo_db(args.geo_db)
     require_local(args.lake, ["flows"])
     spark = spark_for(cfg)
     summary = report.run_report(spark, cfg, args.lake, args.name, args.date_from, args.date_to, opts, formats, args.out)
@@ -817,6 +833,13 @@ def _report_parser(sub: Any) -> None:
         help="offline MaxMind-format ASN database (.mmdb, e.g. GeoLite2-ASN): label every Internet peer of "
         "north-south and hunt with its ASN and organisation; [reports] asn_exclude_orgs leaves organisations out "
         "of the top peers. Never looked up online.",
+    )
+    p.add_argument(
+        "--geo-db",
+        metavar="FILE",
+        help="offline MaxMind-format country database (.mmdb: GeoLite2-Country, or DB-IP's free "
+        "dbip-country-lite): the country of every Internet peer of north-south, hunt, the talkers and the "
+        "intel contacts. Never looked up online.",
     )
     add_common(p)
     p.set_defaults(handler=cmd_report)

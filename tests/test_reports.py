@@ -310,6 +310,58 @@ def test_asn_db_errors_are_one_line_before_spark(tmp_path, capsys):
     assert err.count("\n") == 1 and "bad.mmdb is not a MaxMind DB file" in err
 
 
+GEO_NETS = [
+    ("93.184.216.0/24", "US", "United States"),
+    ("81.2.69.0/24", "GB", "United Kingdom"),
+    ("2a01:4f8::/32", "DE", "Germany"),
+]
+
+
+def make_country_mmdb(path):
+    """A MaxMind-format country database shaped as GeoLite2-Country (country.iso_code, country.names.en), IPv4
+    and IPv6; one network with registered_country only (as GeoLite2 has for some anycast ranges)."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    w = MMDBWriter(ip_version=6, database_type="GeoLite2-Country", ipv4_compatible=True)
+    for net, code, name in GEO_NETS:
+        w.insert_network(IPSet([net]), {"country": {"iso_code": code, "names": {"en": name}}})
+    w.insert_network(IPSet(["8.8.8.0/24"]), {"registered_country": {"iso_code": "US", "names": {"en": "United States"}}})
+    w.to_db_file(str(path))
+    return str(path)
+
+
+def test_country_labels_peers_and_ranks_nothing_away(spark, tmp_path):
+    from flowspark.edges import asn
+
+    db = make_country_mmdb(tmp_path / "country.mmdb")
+    rows = [
+        flow("10.0.0.5", CLIENT, 40000, 443, nbytes=5000, packets=10),
+        flow(ADMIN, "10.0.0.7", 50000, 22, nbytes=3000, packets=20),
+        flow("10.0.0.5", DNS, 40001, 53, proto=17, nbytes=300, packets=2),
+        flow(V6_HETZNER, "10.0.0.9", 50500, 443, nbytes=1200, packets=5),
+        flow("10.0.0.5", DROP, 40003, 443, nbytes=500, packets=4),
+    ]
+    ns = R.north_south(cf_of(spark, rows))
+    countries = asn.peer_country(ns, db)
+    # by hand from GEO_NETS: DROP (151.101.1.69) is in no network; 8.8.8.8 has a registered country only
+    assert {r.peer: (r.country, r.country_name) for r in countries.collect()} == {
+        CLIENT: ("US", "United States"),
+        ADMIN: ("GB", "United Kingdom"),
+        DNS: ("US", "United States"),
+        V6_HETZNER: ("DE", "Germany"),
+        DROP: (None, None),
+    }
+    top = R.top_peers(ns, 10, True, country=countries).where("rank_by = 'bytes'")
+    got = {r.peer: (r.rank, r.country) for r in top.collect()}
+    assert got == {CLIENT: (1, "US"), ADMIN: (2, "GB"), V6_HETZNER: (3, "DE"), DROP: (4, None), DNS: (5, "US")}
+    assert top.columns[:6] == ["rank_by", "rank", "peer", "country", "country_name", "flows"]
+    # the CLI refuses a missing database in one line, before Spark
+    from flowspark.cli import main
+
+    assert main(["report", "all", "--lake", str(tmp_path), "--geo-db", str(tmp_path / "none.mmdb")]) == 2
+
+
 # ---------------------------------------------------------------- runts
 
 
@@ -658,6 +710,7 @@ def test_nat_aws_bytes_is_null_without_pkt_addresses(spark):
 NO_SNAPSHOT = "no interfaces snapshot in the lake: run 'flowspark interfaces' to name the resources"
 NOT_IN_SNAPSHOT = "the address is on no interface of the latest 'flowspark interfaces' snapshot"
 NO_ASN_DB = "no --asn-db given (a MaxMind-format ASN .mmdb adds asn and asn_org)"
+NO_GEO_DB = "no --geo-db given (a MaxMind-format country .mmdb adds country and country_name)"
 AWS_LEFT_OUT = "peers in AWS's prefixes are left out of hunt ([reports] exclude_aws_peers; --ip keeps them)"
 BEACON_ONLY = "only on beaconing rows"
 OUTBOUND_ONLY = "outbound rows only: what our side sent"
@@ -675,16 +728,18 @@ def test_column_notes_name_the_blank_columns_and_why():
     inbound_row = dict.fromkeys(hunt_cols, 1) | {"peer_aws_service": None, "beacon_local": None, "peak_hour": None}
     assert R.column_notes(reasons["hunt/peers"], hunt_cols, [beacon_row, inbound_row]) == [
         {"columns": ["asn", "asn_org"], "why": NO_ASN_DB},  # absent
+        {"columns": ["country", "country_name"], "why": NO_GEO_DB},  # absent
         {"columns": ["peer_aws_service"], "why": AWS_LEFT_OUT},
         {"columns": ["beacon_local"], "why": BEACON_ONLY},  # the other beacon columns have values
         {"columns": ["beacon_local_resource"], "why": NO_SNAPSHOT},  # absent
         {"columns": ["peak_hour"], "why": OUTBOUND_ONLY},
     ]
     assert R.column_notes(reasons["talkers/top_sources"], ["rank", "address", "bytes"], []) == [
-        {"columns": ["resource"], "why": NO_SNAPSHOT}
+        {"columns": ["resource"], "why": NO_SNAPSHOT},
+        {"columns": ["country", "country_name"], "why": NO_GEO_DB},
     ]
     # with a snapshot: nothing to say when every address has its resource, the reason when one has none
-    snap = R.blank_reasons(interfaces=True)["talkers/top_sources"]
+    snap = R.blank_reasons(interfaces=True)["talkers/top_sources"][:1]  # the resource's reason only
     assert R.column_notes(snap, ["address", "resource"], [{"address": "10.0.0.1", "resource": "i-1 (instance)"}]) == []
     assert R.column_notes(snap, ["address", "resource"], [{"address": "8.8.8.8", "resource": None}]) == [
         {"columns": ["resource"], "why": NOT_IN_SNAPSHOT}
@@ -694,9 +749,10 @@ def test_column_notes_name_the_blank_columns_and_why():
     assert R.column_notes(off, ["direction", "ntp_flows"], [{"direction": "inbound", "ntp_flows": None}]) == [
         {"columns": ["ntp_flows"], "why": "NTP sync not counted: [reports] ntp_filter = false"}
     ]
-    labelled = R.blank_reasons(asn_db=True, ip=CLIENT)["hunt/peers"]
-    assert labelled[:2] == [
+    labelled = R.blank_reasons(asn_db=True, geo_db=True, ip=CLIENT)["hunt/peers"]
+    assert labelled[:3] == [
         (("asn", "asn_org"), "not in the ASN database given with --asn-db"),
+        (("country", "country_name"), "not in the country database given with --geo-db"),
         (("peer_aws_service",), "the peer is not in AWS's published prefixes"),
     ]
 
@@ -886,14 +942,26 @@ def test_reports_name_the_resource_of_interfaces_and_the_asn_of_peers(spark, cfg
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium for the screenshot")
 def test_html_report_renders_in_headless_chromium(spark, cfg, report_lake, tmp_path):
-    opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1")
+    # with a country database: the peers of every report carry their country (GEO_NETS)
+    geo = make_country_mmdb(tmp_path / "country.mmdb")
+    opts = ReportOptions(top_n=5, nat=NAT_ENI, nat_region="us-east-1", geo_db=geo)
     run_report(spark, cfg, report_lake, "all", None, None, opts, ("html",), str(tmp_path))
     page = tmp_path / "flowspark_all.html"
     html = page.read_text()
     # the beacon's peer is on the watch list: named first under What to look at, with the list's version
     look = html[html.index('<h2 id="look">') : html.index("</ul>", html.index('<h2 id="look">'))]
-    assert "on the watch list</span>: 10.0.2.9" in " ".join(look.split()) and "list version 1" in look, look[:600]
+    said = " ".join(look.split())
+    assert "on the watch list</span>: 10.0.2.9" in said and "list version 1" in said, look[:600]
     assert '<h2 id="network">' in html and "Cross-AZ transfer" in html
+    # the credential access from 81.2.69.160 is in GB; the top peers' table has the country column
+    assert "port 22 [United Kingdom]" in said
+    from flowspark.pipelines.report import read_section
+
+    top = read_section(spark, report_lake, "north_south", "top_peers", None, None)
+    assert {r.peer: r.country for r in top.where(f"peer in ('{ADMIN}', '{CLIENT}')").collect()} == {
+        ADMIN: "GB",
+        CLIENT: "US",
+    }
     shot = tmp_path / "report.png"
     subprocess.run(
         [

@@ -215,11 +215,13 @@ def top_peers(
     exclude_aws: bool = True,
     asn: DataFrame | None = None,
     exclude_orgs: Sequence[str] = (),
+    country: DataFrame | None = None,
 ) -> DataFrame:
     """The top n Internet peers of north/south flows by flows and by bytes (two rankings, rank_by =
     flows | bytes); peers inside AWS's published prefixes left out when exclude_aws. With `asn` (peer,
     asn, asn_org: flowspark.edges.asn) every peer carries its ASN and organisation, and peers whose
-    organisation is one of exclude_orgs (case-insensitive) are left out before ranking."""
+    organisation is one of exclude_orgs (case-insensitive) are left out before ranking. With `country` (peer,
+    country, country_name: flowspark.edges.asn.peer_country) every peer carries its country."""
     if exclude_aws:
         ns = ns.where(F.col("peer_aws_service").isNull())
     inbound = F.col("direction") == INBOUND
@@ -236,6 +238,8 @@ def top_peers(
         if exclude_orgs:
             orgs = [o.lower() for o in exclude_orgs]
             per_peer = per_peer.where(~F.coalesce(F.lower(F.col("asn_org")).isin(*orgs), F.lit(False)))
+    if country is not None:
+        per_peer = with_country(per_peer, country, "peer")
     return _ranked(per_peer, "flows", n, "peer").unionByName(_ranked(per_peer, "bytes", n, "peer"))
 
 
@@ -247,6 +251,22 @@ def with_asn(df: DataFrame, asn: DataFrame, key: str = "peer") -> DataFrame:
     cols = [c for c in df.columns]
     at = cols.index(key) + 1
     return joined.select(*cols[:at], "asn", "asn_org", *cols[at:])
+
+
+def with_country(df: DataFrame, country: DataFrame, key: str = "peer", prefix: str = "") -> DataFrame:
+    """df with country and country_name (from country: peer, country, country_name; one row per peer) right
+    after `key` (after asn_org when df has it), named prefix + country; null for an address the database
+    does not know."""
+    code, name = f"{prefix}country", f"{prefix}country_name"
+    labels = country.select(
+        F.col("peer").alias("_geo_peer"), F.col("country").alias(code), F.col("country_name").alias(name)
+    )
+    joined = df.join(labels, F.col(key) == F.col("_geo_peer"), "left")
+    cols = list(df.columns)
+    at = cols.index(key) + 1
+    if cols[at : at + 2] == ["asn", "asn_org"]:  # the ASN columns with_asn put after the key stay with it
+        at += 2
+    return joined.select(*cols[:at], code, name, *cols[at:])
 
 
 # ---------------------------------------------------------------- runts
@@ -767,6 +787,7 @@ def blank_reasons(
     *,
     ntp: NtpFilter = NtpFilter(),
     asn_db: bool = False,
+    geo_db: bool = False,
     interfaces: bool = False,
     exclude_aws: bool = True,
     ip: str | None = None,
@@ -786,15 +807,22 @@ def blank_reasons(
         if asn_db
         else "no --asn-db given (a MaxMind-format ASN .mmdb adds asn and asn_org)"
     )
+    geo_cols = ("country", "country_name")
+    geo = (
+        "not in the country database given with --geo-db"
+        if geo_db
+        else "no --geo-db given (a MaxMind-format country .mmdb adds country and country_name)"
+    )
     if exclude_aws and not ip:
         aws = "peers in AWS's prefixes are left out of hunt ([reports] exclude_aws_peers; --ip keeps them)"
     else:
         aws = "the peer is not in AWS's published prefixes"
     beacon_resource = no_snapshot if not interfaces else "only on beaconing rows; there, " + not_in_snapshot
     out: dict[str, list[tuple[tuple[str, ...], str]]] = {
-        "north_south/top_peers": [(asn_cols, asn)],
+        "north_south/top_peers": [(asn_cols, asn), (geo_cols, geo)],
         "hunt/peers": [
             (asn_cols, asn),
+            (geo_cols, geo),
             (("peer_aws_service",), aws),
             (BEACON_COLUMNS, "only on beaconing rows"),
             (("beacon_local_resource",), beacon_resource),
@@ -804,8 +832,8 @@ def blank_reasons(
             ),
             (("longest_session_s",), "no accepted flow"),
         ],
-        "talkers/top_sources": [(("resource",), resource)],
-        "talkers/top_destinations": [(("resource",), resource)],
+        "talkers/top_sources": [(("resource",), resource), (geo_cols, geo)],
+        "talkers/top_destinations": [(("resource",), resource), (geo_cols, geo)],
         "talkers/nat_sources": [
             (("resource",), resource),
             (

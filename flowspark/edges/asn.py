@@ -25,17 +25,17 @@ ASN_SCHEMA = "peer string, asn long, asn_org string"
 _SHIPPED: set[tuple[str, str]] = set()  # (application, file name) added with addFile
 
 
-def check_database(path: str) -> Path:
+def check_database(path: str, option: str = "--asn-db", example: str = "GeoLite2-ASN.mmdb") -> Path:
     """The .mmdb file, checked on the driver before any Spark work: FileNotFoundError/ValueError in one line."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"--asn-db {path}: no such file (give a MaxMind-format .mmdb, e.g. GeoLite2-ASN.mmdb)")
+        raise FileNotFoundError(f"{option} {path}: no such file (give a MaxMind-format .mmdb, e.g. {example})")
     import maxminddb
 
     try:
         maxminddb.open_database(str(p)).close()
     except Exception as exc:  # maxminddb raises InvalidDatabaseError / ValueError for a file of another kind
-        raise ValueError(f"--asn-db {path} is not a MaxMind DB file ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{option} {path} is not a MaxMind DB file ({type(exc).__name__}: {exc})") from None
     return p.resolve()
 
 
@@ -100,3 +100,56 @@ def peer_asn(addresses: DataFrame, path: str, column: str = "peer") -> DataFrame
     name = _ship(spark, check_database(path))
     peers = addresses.select(F.col(column).cast("string").alias("peer")).where(F.col("peer").isNotNull()).distinct()
     return peers.mapInArrow(_lookup(name), ASN_SCHEMA)
+
+
+COUNTRY_SCHEMA = "peer string, country string, country_name string"
+
+
+def check_geo_database(path: str) -> Path:
+    return check_database(path, "--geo-db", "GeoLite2-Country.mmdb or DB-IP's dbip-country-lite.mmdb")
+
+
+def _country_lookup(name: str):
+    """A GeoLite2-Country-shaped record: country (else registered_country) -> iso_code, names.en."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import maxminddb
+        import pyarrow as pa
+        from pyspark import SparkFiles
+
+        reader = maxminddb.open_database(SparkFiles.get(name))
+        try:
+            for batch in batches:
+                peers = batch.column(0).to_pylist()
+                codes: list[Any] = []
+                names: list[Any] = []
+                for ip in peers:
+                    rec: Any = None
+                    if ip:
+                        try:
+                            rec = reader.get(ip)
+                        except ValueError:
+                            rec = None
+                    rec = rec if isinstance(rec, dict) else {}
+                    country = rec.get("country") or rec.get("registered_country") or {}
+                    country = country if isinstance(country, dict) else {}
+                    en = (country.get("names") or {}).get("en") if isinstance(country.get("names"), dict) else None
+                    codes.append(country.get("iso_code"))
+                    names.append(en)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(peers, pa.string()), pa.array(codes, pa.string()), pa.array(names, pa.string())],
+                    names=["peer", "country", "country_name"],
+                )
+        finally:
+            reader.close()
+
+    return run
+
+
+def peer_country(addresses: DataFrame, path: str, column: str = "peer") -> DataFrame:
+    """The distinct addresses of `column` -> peer, country (ISO 3166 code), country_name (English), null
+    when the database has none (private addresses, unknown ranges). Offline, on the executors."""
+    spark = addresses.sparkSession
+    name = _ship(spark, check_geo_database(path))
+    peers = addresses.select(F.col(column).cast("string").alias("peer")).where(F.col("peer").isNotNull()).distinct()
+    return peers.mapInArrow(_country_lookup(name), COUNTRY_SCHEMA)

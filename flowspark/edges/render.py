@@ -667,12 +667,13 @@ them.</span></p>
 {% if look or intel_look %}<div class="look"><ul>
 {% for r in intel_look %}<li><span class="flag">on the {{ r.list_name }} list</span>: {{ r.local }}
 {% if r.resource %}({{ r.resource }}){% endif %} and {{ r.listed }}
-({{ r.cidr }}{% if r.label %}, {{ r.label }}{% endif %})
+({{ r.cidr }}{% if r.label %}, {{ r.label }}{% endif %}){% if r.country_name %} [{{ r.country_name }}]{% endif %}
 &mdash; {{ r.flows }} flows ({{ r.accepted_flows }} accepted), {{ hbytes(r.bytes_to_listed) }} to it,
 {{ hbytes(r.bytes_from_listed) }} from it, {{ minute(r.first_seen) }} to {{ minute(r.last_seen) }}; list version
 {{ r.version }}, loaded {{ minute(r.loaded_at) }}</li>{% endfor %}
 {% for r in look %}<li><span class="flag">{{ r.flags }}</span>: {{ r.direction }} {{ r.peer }} port {{ r.port }}
 {% if r.asn_org %}(AS{{ r.asn }} {{ r.asn_org }}){% endif %}
+{% if r.country_name %}[{{ r.country_name }}]{% endif %}
 {% if r.peer_aws_service %}(AWS {{ r.peer_aws_service }}){% endif %}
 {% if r.beacon_local_resource %}from {{ r.beacon_local_resource }}{% endif %} &mdash;
 <span title="{{ r.evidence }}">{{ evidence(r.evidence) }}</span></li>{% endfor %}
@@ -816,6 +817,8 @@ HUNT_COLUMNS = [
     "peer",
     "asn",
     "asn_org",
+    "country",
+    "country_name",
     "peer_aws_service",
     "direction",
     "protocol",
@@ -843,6 +846,7 @@ HUNT_SUMMARY_COLUMNS = [
     "flags",
     "peer",
     "asn_org",
+    "country",
     "peer_aws_service",
     "direction",
     "protocol",

@@ -69,6 +69,11 @@ def check_asn_db(path: str) -> None:
     asn.check_database(path)
 
 
+def check_geo_db(path: str) -> None:
+    """--geo-db: an existing MaxMind-format country file, checked before Spark starts."""
+    asn.check_geo_database(path)
+
+
 def thresholds(rc: ReportsConfig) -> tuple[R.NtpFilter, R.HuntThresholds, R.NatPrice]:
     """The core parameters from [reports]."""
     ntp = R.NtpFilter(rc.ntp_filter, rc.ntp_protocol, rc.ntp_port, rc.ntp_packets, rc.ntp_bytes)
@@ -88,6 +93,7 @@ class ReportOptions:
     nat: Optional[str] = None  # eni-... or an address
     nat_region: Optional[str] = None
     asn_db: Optional[str] = None  # a MaxMind-format ASN .mmdb: label Internet peers with ASN and org
+    geo_db: Optional[str] = None  # a MaxMind-format country .mmdb: label Internet peers with their country
 
 
 @dataclass
@@ -175,7 +181,7 @@ def _sections(
 ) -> dict[str, DataFrame]:
     rc = cfg.reports
     if name == "network":
-        return _network(inp, rc, opts.top_n, notes)
+        return _network(inp, rc, opts.top_n, notes, opts.geo_db)
     cf, flows, ip_classes = inp.cf, inp.flows, inp.ip_classes
     assert cf is not None and ip_classes is not None, "run_report classifies the flows for this report"
     ntp, hunt, price = thresholds(rc)
@@ -183,10 +189,11 @@ def _sections(
     if name == "north_south":
         ns = R.north_south(cf, ntp)
         labels = asn.peer_asn(ns, opts.asn_db) if opts.asn_db else None
+        countries = asn.peer_country(ns, opts.geo_db) if opts.geo_db else None
         return {
             "split": R.traffic_split(cf, ntp),
             "over_time": R.traffic_over_time(cf),
-            "top_peers": R.top_peers(ns, n, rc.exclude_aws_peers, labels, rc.asn_exclude_orgs),
+            "top_peers": R.top_peers(ns, n, rc.exclude_aws_peers, labels, rc.asn_exclude_orgs, countries),
         }
     if name == "runts":
         if inp.all_records is None:  # one number, for the four sections' shares (each scanned flows for it)
@@ -204,6 +211,8 @@ def _sections(
             "top_sources": _labelled(R.top_talkers(flows, "srcaddr", n), inp, "address"),
             "top_destinations": _labelled(R.top_talkers(flows, "dstaddr", n), inp, "address"),
         }
+        if opts.geo_db:  # the (bounded) top rows' addresses only
+            out = {k: R.with_country(v, asn.peer_country(v, opts.geo_db, "address"), "address") for k, v in out.items()}
         nat = opts.nat or rc.nat
         if nat:
             eni = nat if nat.startswith("eni-") else None
@@ -246,11 +255,15 @@ def _sections(
         peers = h if opts.ip else R.hunt_top(h, n)
         if opts.asn_db:  # the labels of the (bounded) rows kept only
             peers = R.with_asn(peers, asn.peer_asn(peers, opts.asn_db), "peer")
+        if opts.geo_db:
+            peers = R.with_country(peers, asn.peer_country(peers, opts.geo_db), "peer")
         return {"peers": _labelled(peers, inp, "beacon_local", "beacon_local_resource")}
     raise ValueError(f"unknown report {name!r}")
 
 
-def _network(inp: _Inputs, rc: ReportsConfig, n: int, notes: list[str]) -> dict[str, DataFrame]:
+def _network(
+    inp: _Inputs, rc: ReportsConfig, n: int, notes: list[str], geo_db: Optional[str] = None
+) -> dict[str, DataFrame]:
     """The network report: sections from the fields flows store (flowspark.core.network)."""
     flows = inp.every_column if inp.every_column is not None else inp.flows
     price = N.CrossAzPrice(rc.cross_az_price_per_gb, rc.cross_az_price_read_on, rc.bytes_per_gb)
@@ -271,6 +284,8 @@ def _network(inp: _Inputs, rc: ReportsConfig, n: int, notes: list[str]) -> dict[
     }
     if inp.intel is not None:
         contacts = I.intel_contacts(flows, inp.intel)
+        if geo_db:
+            contacts = R.with_country(contacts, asn.peer_country(contacts, geo_db, "listed"), "listed")
         out["intel_contacts"] = contacts if inp.addresses is None else R.with_resource(contacts, inp.addresses, "local")
     if inp.ledger is not None:
         out["data_quality"] = in_dates(N.data_quality(inp.ledger), inp.date_from, inp.date_to, "day")
@@ -415,6 +430,8 @@ def run_report(
         raise ValueError("--top must be at least 1")
     if opts.asn_db:
         asn.check_database(opts.asn_db)
+    if opts.geo_db:
+        asn.check_geo_database(opts.geo_db)
     summary = ReportSummary(lake=lake, reports=names, date_from=date_from, date_to=date_to)
     every_column = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
     flows = every_column.select(*[c for c in FLOW_COLUMNS if c in every_column.columns])
@@ -447,6 +464,7 @@ def run_report(
     reasons = R.blank_reasons(
         ntp=thresholds(cfg.reports)[0],
         asn_db=bool(opts.asn_db),
+        geo_db=bool(opts.geo_db),
         interfaces=inp.addresses is not None,
         exclude_aws=cfg.reports.exclude_aws_peers,
         ip=opts.ip,
