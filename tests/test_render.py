@@ -364,3 +364,32 @@ def test_blank_column_notes_are_shown_once_under_their_section(tmp_path):
     html = render.write_html(tmp_path / "r.html", results, extras, dict(meta, column_notes=notes)).read_text()
     assert html.count(f"Blank or left out: asn, asn_org: {why}.") == 1
     assert html.index(why) > html.index("Top Internet peers by flows")
+
+
+def test_intel_contacts_are_one_line_per_listed_address():
+    """What to look at: a listed scanner that touched three of ours is one line ("3 of our addresses") with
+    the sums, after a listed address one of ours talked with and was accepted."""
+    import datetime as dt
+
+    from flowspark.edges.render import _intel_look
+
+    t = dt.datetime(2024, 6, 1, 8)
+    base = {"list_name": "l", "cidr": None, "label": None, "version": 1, "loaded_at": t, "bytes_to_listed": 0}
+    rows = [
+        {**base, "listed": "1.1.1.1", "local": f"10.0.0.{i}", "resource": None, "flows": 2, "accepted_flows": 0,
+         "bytes_from_listed": 10, "first_seen": t + dt.timedelta(minutes=i), "last_seen": t + dt.timedelta(hours=i)}
+        for i in range(3)
+    ]  # fmt: skip
+    rows.append(
+        {**base, "listed": "2.2.2.2", "local": "10.0.0.9", "resource": "i-1 (instance)", "flows": 5,
+         "accepted_flows": 5, "bytes_to_listed": 100, "bytes_from_listed": 10, "first_seen": t, "last_seen": t}
+    )  # fmt: skip
+    got = [
+        (r["listed"], r["local"], r["resource"], r["flows"], r["accepted_flows"], r["bytes_from_listed"],
+         r["first_seen"], r["last_seen"])
+        for r in _intel_look(rows)
+    ]  # fmt: skip
+    assert got == [
+        ("2.2.2.2", "10.0.0.9", "i-1 (instance)", 5, 5, 10, t, t),
+        ("1.1.1.1", "3 of our addresses", None, 6, 0, 30, t, t + dt.timedelta(hours=2)),
+    ]

@@ -926,6 +926,28 @@ def _network_charts(network: dict[str, Rows]) -> dict[str, str]:
     return charts
 
 
+def _intel_look(contacts: Rows, n: int = 10) -> Rows:
+    """One line per listed address (a scanner on a list touches many of ours): the local address, or how
+    many; flows, accepted, bytes each way, first and last seen; accepted contacts first, then the most flows."""
+    by: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for r in contacts:
+        g = by.setdefault(
+            (r["list_name"], r["listed"]),
+            {**r, "locals": set(), "flows": 0, "accepted_flows": 0, "bytes_to_listed": 0, "bytes_from_listed": 0},
+        )
+        g["locals"].add((r["local"], r.get("resource")))
+        for k in ("flows", "accepted_flows", "bytes_to_listed", "bytes_from_listed"):
+            g[k] += r[k] or 0
+        g["first_seen"] = min(x for x in (g["first_seen"], r["first_seen"]) if x is not None)
+        g["last_seen"] = max(x for x in (g["last_seen"], r["last_seen"]) if x is not None)
+    out = []
+    for g in by.values():
+        (local, resource), count = sorted(g["locals"], key=str)[0], len(g["locals"])
+        g["local"], g["resource"] = (local, resource) if count == 1 else (f"{count} of our addresses", None)
+        out.append(g)
+    return sorted(out, key=lambda g: (-g["accepted_flows"], -g["flows"], str(g["listed"])))[:n]
+
+
 def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict[str, Any]) -> Path:
     """The one-file report: every section present in results, and the extras."""
     import jinja2
@@ -978,8 +1000,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     for kind in ("exfiltration", "beaconing", "credential_access", "scanning"):
         look += [r for r in flagged if kind in r["flags"].split(",") and r not in look][:5]
     # addresses on an intel list first: accepted contacts, then the most flows
-    contacts = network.get("intel_contacts", [])
-    intel_look = sorted(contacts, key=lambda r: (-(r["accepted_flows"] or 0), -(r["flows"] or 0)))[:10]
+    intel_look = _intel_look(network.get("intel_contacts", []))
     toc = [("reading", "Reading this report"), ("look", "What to look at")]
     toc += [("traffic", "Traffic"), ("northsouth", "North/south")] if ns else []
     toc += [("runts", "Runts")] if runts else []
