@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from flowspark.core import network as N
 
@@ -143,8 +144,8 @@ def test_top_rejected_triples_and_their_trend(spark, flows):
 
 
 def test_an_accepted_ping_whose_reply_is_rejected_is_a_network_acl(spark, flows):
-    # only the ping at 08:10 on eni-web: the reply on eni-db is another interface, the other peer's reply
-    # started 20.5 minutes after its request ended (more than the 10 minutes' slack)
+    # only the ping at 08:10 on eni-web: the reply on eni-db is another interface, the other peer's reply (one
+    # record) started 20.5 minutes after its request ended (more than the 10 minutes' slack)
     same(
         N.nacl_drops(flows),
         [(WEB, PINGER, WEB_IP, 1, 0, 2, 2, 8, at(10), at(10) + dt.timedelta(seconds=30),
@@ -285,6 +286,21 @@ def test_protocol_mix(spark):
     )
 
 
+def test_a_reject_reason_aws_adds_later_is_its_own_cause_and_odd_encryption_values_are_skipped(spark):
+    rows = [
+        vpc(WEB, SCANNER, WEB_IP, 51000, 22, 6, "REJECT", 3, 3, 180, at(5), reason="XY"),
+        vpc(WEB, CLIENT, WEB_IP, 52000, 22, 6, "REJECT", 1, 1, 60, at(5)),
+        vpc(WEB, CLIENT, WEB_IP, 52001, 443, 6, "ACCEPT", 1, 2, 900, at(6), enc="x"),  # not a number: skipped
+        vpc(WEB, CLIENT, WEB_IP, 52002, 443, 6, "ACCEPT", 1, 2, 800, at(7), enc="2"),
+    ]
+    flows = spark.createDataFrame(rows, COLUMNS)
+    assert sorted((r.reject_reason or "", r.cause, r.records) for r in N.reject_causes(flows).collect()) == [
+        ("", N.NO_REASON, 1),
+        ("XY", "other reason XY", 3),
+    ]
+    assert [(r.encryption_status, r.bytes) for r in N.encryption(flows).collect()] == [(2, 800)]
+
+
 def test_data_quality_from_the_ledger(spark):
     d1, d2 = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
     ledger = spark.createDataFrame(
@@ -295,10 +311,12 @@ def test_data_quality_from_the_ledger(spark):
             # not gzip: no record, on the day of its claim; ledger rows of older lakes have NULL state
             ("c", [], None, None, None, None, "not gzip", None, dt.datetime(2024, 6, 3, 10)),
             ("d", [d2], 9, 9, 0, 0, None, "claimed", dt.datetime(2024, 6, 3, 11)),  # not done: left out
+            # an older version of "a", replaced by the row above (rewritten or --force'd): left out
+            ("a", [d2], 70, 7, 7, 7, None, "done", dt.datetime(2024, 6, 2, 9)),
         ],
         "source_file string, days array<date>, records bigint, rejected bigint, nodata bigint, skipdata bigint, "
         "problem string, state string, ingested_at timestamp",
-    )
+    ).withColumn("done_at", F.col("ingested_at"))
     same(
         N.data_quality(ledger),
         [(d1, 2, 1, 150, 2, 1, 1, round(2 / 150, 6)), (dt.date(2024, 6, 3), 1, 1, 0, 0, 0, 0, None)],
@@ -306,3 +324,8 @@ def test_data_quality_from_the_ledger(spark):
         "skipdata bigint, rejected_share double",
         spark,
     )
+    # a ledger of a flowspark before the ledger kept outcomes (no done_at, no counts): no rows, no error
+    old = ledger.select("source_file", "state", "ingested_at")
+    assert N.data_quality(old).count() == 0
+    # done rows of such claims in an upgraded ledger (done_at NULL) are left out too
+    assert N.data_quality(ledger.withColumn("done_at", F.lit(None).cast("timestamp"))).count() == 0

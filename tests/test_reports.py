@@ -331,7 +331,7 @@ def make_country_mmdb(path):
     return str(path)
 
 
-def test_country_labels_peers_and_ranks_nothing_away(spark, tmp_path):
+def test_country_labels_peers_and_ranks_nothing_away(spark, tmp_path, capsys):
     from flowspark.edges import asn
 
     db = make_country_mmdb(tmp_path / "country.mmdb")
@@ -359,7 +359,10 @@ def test_country_labels_peers_and_ranks_nothing_away(spark, tmp_path):
     # the CLI refuses a missing database in one line, before Spark
     from flowspark.cli import main
 
+    capsys.readouterr()
     assert main(["report", "all", "--lake", str(tmp_path), "--geo-db", str(tmp_path / "none.mmdb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--geo-db" in err and "none.mmdb: no such file" in err
 
 
 # ---------------------------------------------------------------- runts

@@ -88,6 +88,13 @@ def _labels(mapping: dict, key: Column, otherwise: str | None = None) -> Column:
     return out.otherwise(F.lit(otherwise))
 
 
+def _cause(code: Column) -> Column:
+    """What a reject-reason code means: BPA, EC, NULL (AWS's '-': a security group or a network ACL), and a
+    code AWS adds later as 'other reason CODE' (never merged into another cause)."""
+    known = _labels(REJECT_CAUSES, code, None)
+    return F.when(code.isNull(), F.lit(NO_REASON)).otherwise(F.coalesce(known, F.concat(F.lit("other reason "), code)))
+
+
 def _rejected(flows: DataFrame) -> DataFrame:
     return flows.where(F.col("action") == "REJECT").withColumn("reject_reason", _col(flows, "reject_reason"))
 
@@ -105,7 +112,7 @@ def reject_causes(flows: DataFrame) -> DataFrame:
         )
         .select(
             "reject_reason",
-            _labels(REJECT_CAUSES, F.col("reject_reason"), NO_REASON).alias("cause"),
+            _cause(F.col("reject_reason")).alias("cause"),
             "flows",
             "records",
             "packets",
@@ -141,9 +148,7 @@ def rejected_over_time(flows: DataFrame, bucket_seconds: int = 3600) -> DataFram
     epoch = F.unix_seconds(F.col("start"))
     bucket = F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(bucket_seconds)))
     r = _rejected(flows)
-    return r.groupBy(
-        bucket.alias("time"), _labels(REJECT_CAUSES, F.col("reject_reason"), NO_REASON).alias("cause")
-    ).agg(
+    return r.groupBy(bucket.alias("time"), _cause(F.col("reject_reason")).alias("cause")).agg(
         F.sum("records").cast("long").alias("records"),
         F.sum("packets").cast("long").alias("packets"),
         F.countDistinct("srcaddr").alias("sources"),
@@ -232,7 +237,9 @@ def nacl_drops(flows: DataFrame, n: int = 20, slack_s: int = NACL_SLACK_S) -> Da
 def _encryption(flows: DataFrame) -> DataFrame:
     """ACCEPT flows that carry an encryption-status, with `encryption_status` as an int (AWS writes 0-3;
     the column is a string in flows) and the server's port (client_server's rule)."""
-    status = _col(flows, "encryption_status").cast("int")
+    # try_cast: a value that is not a number (the column is a string) is NULL, never an error under ANSI mode
+    status = F.expr("try_cast(`encryption_status` AS INT)") if "encryption_status" in flows.columns else F.lit(None)
+    status = status.cast("int")
     sided = client_server(flows.where(F.col("action") == "ACCEPT").withColumn("encryption_status", status))
     return sided.where(F.col("encryption_status").isNotNull())
 
@@ -452,19 +459,35 @@ def data_quality(ledger: DataFrame) -> DataFrame:
     """Per UTC day: objects, broken_objects (read only in part, or not at all: `problem` set), records (record
     lines read), rejected_lines, nodata, skipdata, rejected_share. Each object counts once, on the first day
     of its records (AWS delivers an object per 5 minutes, so nearly all hold one day); one without a valid
-    record on the day it was claimed. Reads the ledger's done rows (the ledger keeps an object's counts, not
-    per-day ones)."""
-    done = ledger.where(F.coalesce(F.col("state"), F.lit("done")) == "done")
-    day = F.coalesce(F.array_min(F.col("days")), F.to_date("ingested_at"))
+    record on the day it was claimed. Reads the ledger's done rows, the newest per object (a rewritten or
+    --force'd object replaces its rows: its older version is not counted). Ledger rows of a flowspark before
+    the ledger kept outcomes (no done_at) are left out; a ledger without those columns gives no rows."""
+    if "done_at" not in ledger.columns:
+        return ledger.sparkSession.createDataFrame([], DATA_QUALITY_SCHEMA)
+    done = ledger.where((F.coalesce(_col(ledger, "state"), F.lit("done")) == "done") & F.col("done_at").isNotNull())
+    newest = Window.partitionBy("source_file").orderBy(F.col("ingested_at").desc(), F.col("done_at").desc())
+    done = done.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
+    day = F.coalesce(F.array_min(_col(ledger, "days", "array<date>")), F.to_date("ingested_at"))
     g = done.groupBy(day.alias("day")).agg(
         F.count(F.lit(1)).alias("objects"),
-        F.count(F.when(F.col("problem").isNotNull(), 1)).alias("broken_objects"),
-        F.coalesce(F.sum("records"), F.lit(0)).cast("long").alias("records"),
-        F.coalesce(F.sum("rejected"), F.lit(0)).cast("long").alias("rejected_lines"),
-        F.coalesce(F.sum("nodata"), F.lit(0)).cast("long").alias("nodata"),
-        F.coalesce(F.sum("skipdata"), F.lit(0)).cast("long").alias("skipdata"),
+        F.count(_col(ledger, "problem")).alias("broken_objects"),
+        *[
+            F.coalesce(F.sum(_col(ledger, c, "long")), F.lit(0)).cast("long").alias(alias)
+            for c, alias in (
+                ("records", "records"),
+                ("rejected", "rejected_lines"),
+                ("nodata", "nodata"),
+                ("skipdata", "skipdata"),
+            )
+        ],
     )
     return g.withColumn(
         "rejected_share",
         F.when(F.col("records") > 0, F.round(F.col("rejected_lines") / F.col("records"), 6)),
     )
+
+
+DATA_QUALITY_SCHEMA = (
+    "day date, objects long, broken_objects long, records long, rejected_lines long, nodata long, skipdata long, "
+    "rejected_share double"
+)

@@ -834,6 +834,7 @@ def blank_reasons(
         ],
         "talkers/top_sources": [(("resource",), resource), (geo_cols, geo)],
         "talkers/top_destinations": [(("resource",), resource), (geo_cols, geo)],
+        "network/intel_contacts": [(geo_cols, geo)],
         "talkers/nat_sources": [
             (("resource",), resource),
             (

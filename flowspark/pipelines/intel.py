@@ -107,7 +107,9 @@ def stale_lists(intel: DataFrame, max_age_days: int, now: dt.datetime) -> list[s
     out = []
     for r in rows:
         loaded = r["v"]["loaded_at"]
-        age = (now.replace(tzinfo=None) - loaded.replace(tzinfo=None)).days
+        # Spark hands a timestamp back as a naive datetime in this process's local zone: astimezone reads it so
+        loaded = loaded.astimezone(dt.timezone.utc)
+        age = (now.astimezone(dt.timezone.utc) - loaded).days
         if age > max_age_days:
             out.append(f"{r['list_name']} (version {r['v']['version']}, loaded {loaded:%Y-%m-%d}, {age} days ago)")
     return sorted(out)
