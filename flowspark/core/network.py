@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from flowspark.core import protocols
 from flowspark.core.dedup import client_server
+from flowspark.core.reports import time_bucket, totals
 
 # reject-reason codes -> what rejected the traffic
 REJECT_CAUSES = {
@@ -67,15 +68,6 @@ def _col(df: DataFrame, name: str, kind: str = "string") -> Column:
     return F.col(name) if name in df.columns else F.lit(None).cast(kind)
 
 
-def _totals() -> list[Column]:
-    return [
-        F.count(F.lit(1)).alias("flows"),
-        F.sum("records").cast("long").alias("records"),
-        F.sum("packets").cast("long").alias("packets"),
-        F.sum("bytes").cast("long").alias("bytes"),
-    ]
-
-
 def _top(df: DataFrame, n: int, *order: Column) -> DataFrame:
     return df.orderBy(*order).limit(n)
 
@@ -106,7 +98,7 @@ def reject_causes(flows: DataFrame) -> DataFrame:
         _rejected(flows)
         .groupBy("reject_reason")
         .agg(
-            *_totals(),
+            *totals(),
             F.countDistinct("srcaddr").alias("peers"),
             F.countDistinct("interface_id").alias("interfaces"),
         )
@@ -145,8 +137,7 @@ def top_rejected(flows: DataFrame, n: int = 20) -> DataFrame:
 
 def rejected_over_time(flows: DataFrame, bucket_seconds: int = 3600) -> DataFrame:
     """Rejected records per hour (on start, UTC) and cause: time, cause, records, packets, sources."""
-    epoch = F.unix_seconds(F.col("start"))
-    bucket = F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(bucket_seconds)))
+    bucket = time_bucket(F.col("start"), bucket_seconds)
     r = _rejected(flows)
     return r.groupBy(bucket.alias("time"), _cause(F.col("reject_reason")).alias("cause")).agg(
         F.sum("records").cast("long").alias("records"),
@@ -250,7 +241,7 @@ def encryption(flows: DataFrame) -> DataFrame:
     return (
         _encryption(flows)
         .groupBy("encryption_status")
-        .agg(*_totals(), F.countDistinct("interface_id").alias("interfaces"))
+        .agg(*totals(), F.countDistinct("interface_id").alias("interfaces"))
         .select(
             "encryption_status",
             _labels(ENCRYPTION, F.col("encryption_status"), "unknown code").alias("meaning"),
@@ -291,8 +282,7 @@ def tgw_drops(flows: DataFrame, bucket_seconds: int = 3600) -> DataFrame:
     """Packets a Transit Gateway dropped, per hour (on start, UTC), attachment and cause: time, tgw_id,
     tgw_attachment_id, cause, packets_lost, flows (the flows that lost any). Causes with no loss give no
     row."""
-    epoch = F.unix_seconds(F.col("start"))
-    bucket = F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(bucket_seconds)))
+    bucket = time_bucket(F.col("start"), bucket_seconds)
     causes = F.array(
         *[
             F.struct(F.lit(text).alias("cause"), _col(flows, column, "long").alias("lost"))
@@ -442,7 +432,7 @@ def breakdown(flows: DataFrame, snapshot: DataFrame | None = None, n: int = 20) 
 def protocol_mix(flows: DataFrame) -> DataFrame:
     """Flows, records, packets and bytes per IP protocol, with its name and share of all bytes."""
     names = F.element_at(F.array(*[F.lit(x) for x in protocols.NAMES]), F.col("protocol") + 1)
-    g = flows.groupBy("protocol").agg(*_totals())
+    g = flows.groupBy("protocol").agg(*totals())
     w = Window.partitionBy()
     return g.select(
         "protocol",

@@ -164,7 +164,8 @@ def north_south(cf: DataFrame, ntp: NtpFilter = NtpFilter()) -> DataFrame:
     )
 
 
-def _totals() -> list[Column]:
+def totals() -> list[Column]:
+    """flows, records, packets, bytes of a group of flows (the reports' and the network report's measures)."""
     return [
         F.count(F.lit(1)).alias("flows"),
         F.sum("records").cast("long").alias("records"),
@@ -181,18 +182,22 @@ def traffic_split(cf: DataFrame, ntp: NtpFilter = NtpFilter()) -> DataFrame:
     ntp_flows = F.count(F.when(is_ntp(ntp, sided.columns), 1)) if ntp.enabled else F.lit(None).cast("long")
     return (
         sided.groupBy("direction", "action")
-        .agg(*_totals(), ntp_flows.alias("ntp_flows"))
+        .agg(*totals(), ntp_flows.alias("ntp_flows"))
         .orderBy("direction", "action")
     )
 
 
+def time_bucket(ts: Column, seconds: int = 3600) -> Column:
+    """The start of the UTC bucket of `seconds` that a timestamp falls in (an hour by default)."""
+    epoch = F.unix_seconds(ts)
+    return F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(seconds)))
+
+
 def traffic_over_time(cf: DataFrame, bucket_seconds: int = 3600) -> DataFrame:
     """Flows, records, bytes per time bucket (on start, UTC), direction and action."""
-    epoch = F.unix_seconds(F.col("start"))
-    bucket = F.timestamp_seconds(epoch - F.pmod(epoch, F.lit(bucket_seconds)))
     return (
         cf.withColumn("direction", direction())
-        .groupBy(bucket.alias("time"), "direction", "action")
+        .groupBy(time_bucket(F.col("start"), bucket_seconds).alias("time"), "direction", "action")
         .agg(
             F.count(F.lit(1)).alias("flows"),
             F.sum("records").cast("long").alias("records"),
@@ -226,7 +231,7 @@ def top_peers(
         ns = ns.where(F.col("peer_aws_service").isNull())
     inbound = F.col("direction") == INBOUND
     per_peer = ns.groupBy("peer").agg(
-        *_totals(),
+        *totals(),
         F.sum(F.when(inbound, F.col("bytes")).otherwise(0)).cast("long").alias("inbound_bytes"),
         F.sum(F.when(~inbound, F.col("bytes")).otherwise(0)).cast("long").alias("outbound_bytes"),
         F.count_distinct("local").alias("local_addresses"),
@@ -374,7 +379,7 @@ def top_scanners(cf: DataFrame, n: int = 20, all_records: int | None = None) -> 
 def top_talkers(flows: DataFrame, side: str = "srcaddr", n: int = 20) -> DataFrame:
     """The n addresses of `side` (srcaddr: sources, dstaddr: destinations) with the most bytes."""
     other = "dstaddr" if side == "srcaddr" else "srcaddr"
-    agg = flows.groupBy(F.col(side).alias("address")).agg(*_totals(), F.count_distinct(other).alias("peers"))
+    agg = flows.groupBy(F.col(side).alias("address")).agg(*totals(), F.count_distinct(other).alias("peers"))
     return _ranked(agg, "bytes", n, "address").drop("rank_by")
 
 
@@ -400,7 +405,7 @@ def nat_services(sel: DataFrame, price: NatPrice = NatPrice(), region: str | Non
     legs = sel.where(F.col("direction").isin(INBOUND, OUTBOUND))
     service = F.coalesce(F.col("peer_aws_service"), F.lit("INTERNET"))
     agg = legs.groupBy(service.alias("aws_service"), F.col("peer_aws_region").alias("aws_region")).agg(
-        *_totals(), F.count_distinct("peer").alias("peers")
+        *totals(), F.count_distinct("peer").alias("peers")
     )
     eligible = F.col("aws_service").isin(*price.endpoint_services)
     if region:
@@ -494,7 +499,7 @@ def _summary(hf: DataFrame) -> DataFrame:
     per_record = F.col("bytes") / F.col("records")
     return hf.groupBy(*HUNT_KEY).agg(
         F.first("peer_aws_service", ignorenulls=True).alias("peer_aws_service"),
-        *_totals(),
+        *totals(),
         F.sum("bytes_out").cast("long").alias("bytes_out"),
         F.count_distinct("local").alias("local_addresses"),
         F.count(F.when(accept, 1)).alias("accepted_flows"),
