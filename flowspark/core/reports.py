@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 
 from flowspark.core import addresses as A
 from flowspark.core.dedup import client_server
+from flowspark.core.detections.beacon import interval_measures
 
 INBOUND, OUTBOUND, EAST_WEST, PUBLIC_BOTH = "inbound", "outbound", "east_west", "public_both"
 DIRECTIONS = (INBOUND, OUTBOUND, EAST_WEST, PUBLIC_BOTH)
@@ -522,19 +523,7 @@ def beacon_measures(hf: DataFrame) -> DataFrame:
     only (elsewhere they measure nothing the row is flagged for)."""
     req = hf.where((F.col("direction") == OUTBOUND) & F.col("request"))
     host = [*HUNT_KEY, "local"]
-    w = Window.partitionBy(*host).orderBy("start")
-    gaps = req.select(*host, (F.unix_seconds("start") - F.lag(F.unix_seconds("start")).over(w)).alias("gap")).where(
-        F.col("gap").isNotNull()
-    )
-    med = gaps.groupBy(*host).agg(
-        F.count(F.lit(1)).alias("intervals"), F.percentile_approx("gap", 0.5, 10000).alias("median_gap")
-    )
-    mad = (
-        gaps.join(med, host)
-        .groupBy(*host, "intervals", "median_gap")
-        .agg(F.percentile_approx(F.abs(F.col("gap") - F.col("median_gap")), 0.5, 10000).alias("mad"))
-        .withColumn("dispersion", F.when(F.col("median_gap") > 0, F.col("mad") / F.col("median_gap")))
-    )
+    mad = interval_measures(req, host)
     best = F.min(
         F.struct(
             F.coalesce(F.col("dispersion"), F.lit(1e9)).alias("d"),
