@@ -911,6 +911,74 @@ def _intel_parser(sub: Any) -> None:
     p.set_defaults(handler=cmd_intel)
 
 
+# ---------------------------------------------------------------- findings (detections)
+
+
+def cmd_findings(args: argparse.Namespace, cfg: Config) -> int:
+    from flowspark.pipelines import findings
+
+    if args.benign:
+        if not args.reason:
+            raise ValueError("--benign needs --reason TEXT: say why the finding is benign")
+        spark = spark_for(cfg)
+        print(findings.run_mark(spark, args.lake, args.benign, args.reason))
+        return 0
+    findings.check_format(args.findings_format, args.out)  # before Spark starts
+    if (args.findings_format == "asff" or args.to_securityhub) and not (args.account_id and args.region):
+        raise ValueError("--format asff and --to-securityhub need --account-id (12 digits) and --region")
+    spark = spark_for(cfg)
+    summary = findings.run_findings(
+        spark,
+        cfg,
+        args.lake,
+        args.date_from,
+        args.date_to,
+        fmt=args.findings_format,
+        out=args.out,
+        to_securityhub=args.to_securityhub,
+        account_id=args.account_id,
+        region=args.region,
+        endpoint_url=args.securityhub_endpoint,
+        evidence_per_finding=args.evidence,
+        progress=_progress_line,
+    )
+    print(summary.text())
+    return 1 if summary.failed else 0
+
+
+def _progress_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _findings_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "findings",
+        help="run the detections (scans, brute force, DoS, spam, unusual ports and volume, beacons, listed "
+        "addresses) into <lake>/findings; write JSON lines or ASFF; send to Security Hub",
+        description=(
+            "findings: every detection over the flows of --from..--to (and [detections] baseline_days of history "
+            "before it), each a rule with its thresholds in [detections] (the reason for each default: "
+            "flowspark/core/detections/base.py), an ATT&CK technique, a severity and an evidence sentence. Daily "
+            "activity goes to <lake>/detection_activity (a rerun of the same days replaces them); <lake>/findings "
+            "holds one row per finding: a subject's activity until a quiet gap of [detections] finding_gap_hours, "
+            "with a stable id. --format jsonl writes one finding per line with its evidence flows; --format asff "
+            "writes AWS Security Finding Format; --to-securityhub sends them (BatchImportFindings, 100 a call). "
+            "--benign ID --reason TEXT marks a finding benign: kept, left out of files, Security Hub and the report."
+        ),
+    )
+    p.add_argument("--format", dest="findings_format", choices=["jsonl", "asff"], help="the file's format")
+    p.add_argument("--out", metavar="FILE", help="the file to write (with --format)")
+    p.add_argument("--evidence", type=int, default=20, metavar="N", help="evidence flows per finding in jsonl (20)")
+    p.add_argument("--to-securityhub", action="store_true", help="send the open findings to Security Hub")
+    p.add_argument("--account-id", help="the AWS account the findings belong to (ASFF's AwsAccountId)")
+    p.add_argument("--region", help="the Security Hub region (ASFF's ProductArn)")
+    p.add_argument("--securityhub-endpoint", metavar="URL", help="a Security Hub endpoint (tests: moto's server)")
+    p.add_argument("--benign", metavar="FINDING_ID", help="mark this finding benign (with --reason) and stop")
+    p.add_argument("--reason", help="why the finding is benign")
+    add_common(p)
+    p.set_defaults(handler=cmd_findings)
+
+
 # ---------------------------------------------------------------- generate (sample data, no Spark)
 
 
@@ -1018,6 +1086,7 @@ def build_parser() -> argparse.ArgumentParser:
     _catalog_parser(sub)
     _interfaces_parser(sub)
     _intel_parser(sub)
+    _findings_parser(sub)
     _generate_parser(sub)
     for command in sub.choices.values():
         command.epilog = command.epilog or EXIT_LINE

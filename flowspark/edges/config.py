@@ -6,6 +6,7 @@ in job code. A bad value fails here, before a SparkSession starts, with a messag
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flowspark.core.dedup import CARRIED, DEFAULT_KEY
+from flowspark.core.detections.base import AllowEntry, Thresholds, parse_allow
 from flowspark.core.reports import HuntThresholds
 from flowspark.core.schema import BY_COLUMN, EXTRA_FIELDS_COLUMN
 
@@ -140,6 +142,81 @@ class ReportsConfig:
             raise ConfigError("[reports] bytes_per_gb must be at least 1")
 
 
+_DET = Thresholds()  # the detection thresholds' defaults and their reasons live in core/detections/base.py
+
+
+@dataclass(frozen=True)
+class DetectionsConfig:
+    """[detections]: the thresholds of flowspark findings (flowspark.core.detections.base.Thresholds says
+    why each default), the allowlist and your own public prefixes."""
+
+    probe_min_peers: int = _DET.probe_min_peers
+    probe_max_packets: float = _DET.probe_max_packets
+    exposed_ports: tuple[int, ...] = _DET.exposed_ports
+    vscan_min_ports: int = _DET.vscan_min_ports
+    sweep_min_targets: int = _DET.sweep_min_targets
+    sweep_max_size_cv: float = _DET.sweep_max_size_cv
+    brute_ports: tuple[int, ...] = _DET.brute_ports
+    brute_min_attempts: int = _DET.brute_min_attempts
+    brute_max_bytes: int = _DET.brute_max_bytes
+    brute_success_bytes: int = _DET.brute_success_bytes
+    dos_min_pps: int = _DET.dos_min_pps
+    dos_max_packet_bytes: int = _DET.dos_max_packet_bytes
+    dos_min_seconds: int = _DET.dos_min_seconds
+    spam_ports: tuple[int, ...] = _DET.spam_ports
+    spam_min_peers: int = _DET.spam_min_peers
+    unusual_min_bytes: int = _DET.unusual_min_bytes
+    unusual_min_history_days: int = _DET.unusual_min_history_days
+    baseline_days: int = _DET.baseline_days
+    volume_min_bytes: int = _DET.volume_min_bytes
+    volume_factor: float = _DET.volume_factor
+    volume_min_baseline_hours: int = _DET.volume_min_baseline_hours
+    beacon_min_flows: int = _DET.beacon_min_flows
+    beacon_max_mean_bytes: int = _DET.beacon_max_mean_bytes
+    beacon_max_dispersion: float = _DET.beacon_max_dispersion
+    beacon_max_hosts: int = _DET.beacon_max_hosts
+    tor_lists: tuple[str, ...] = _DET.tor_lists
+    mining_lists: tuple[str, ...] = _DET.mining_lists
+    blackhole_lists: tuple[str, ...] = _DET.blackhole_lists
+    finding_gap_hours: int = _DET.finding_gap_hours
+    scan_max_packets: float = _DET.scan_max_packets
+    # "CIDR DETECTIONS: REASON" lines (DETECTIONS a comma list or *): findings of those detections whose local
+    # or peer address is in CIDR are kept, marked suppressed with the reason, and left out of the report
+    allow: tuple[str, ...] = ()
+    # your own public ranges (a VPC's IPv6 CIDRs, your Elastic IPs): their addresses are local, not Internet
+    local_prefixes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ConfigError(f"[detections] {f.name} must be a number >= 0, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
+            elif isinstance(f.default, int) and value < 0:
+                raise ConfigError(f"[detections] {f.name} must be 0 or more, got {value!r}")
+        for name in ("exposed_ports", "brute_ports", "spam_ports"):
+            try:
+                object.__setattr__(self, name, tuple(int(p) for p in getattr(self, name)))
+            except (TypeError, ValueError):
+                raise ConfigError(f"[detections] {name} must be port numbers, got {getattr(self, name)!r}") from None
+        try:
+            self.allow_entries()
+        except ValueError as exc:
+            raise ConfigError(f"[detections] {exc}") from None
+        for cidr in self.local_prefixes:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(f"[detections] local_prefixes: {cidr!r} is not a CIDR") from None
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
+
+    def allow_entries(self) -> tuple[AllowEntry, ...]:
+        return tuple(parse_allow(line) for line in self.allow)
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """[storage]: how flow_records and flows are laid out in Parquet, compaction and retention (docs/storage.md)."""
@@ -179,6 +256,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    detections: DetectionsConfig = field(default_factory=DetectionsConfig)
 
 
 CONF_DIR_ENV = "FLOWSPARK_CONF_DIR"
@@ -252,6 +330,7 @@ def load_config(env: str = "local", path: str | os.PathLike[str] | None = None) 
         "dedup": DedupConfig,
         "reports": ReportsConfig,
         "storage": StorageConfig,
+        "detections": DetectionsConfig,
     }
     unknown = sorted(set(data) - set(sections) - {"env"})
     if unknown:

@@ -40,6 +40,9 @@ PORT_PROTOCOL_COUNTS = "port_protocol_counts"
 AWS_IP_RANGES = "aws_ip_ranges"
 IP_CLASSES = "ip_classes"
 INTEL_LISTS = "intel_lists"
+DETECTION_ACTIVITY = "detection_activity"  # flowspark findings: one row per detection, subject and day
+FINDINGS = "findings"  # derived from detection_activity on every run (episodes, stable ids)
+FINDING_MARKS = "finding_marks"  # findings marked benign, with the reason
 
 # Delta collects min/max/null-count statistics for these columns only (table property
 # delta.dataSkippingStatsColumns, set when a table is created). The default, the first 32 columns, made
