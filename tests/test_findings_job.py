@@ -34,7 +34,9 @@ def lake(spark, tmp_path_factory):
 
 
 def _ids(spark, lake):
-    return sorted((r.detection, r.local, r.peer, r.finding_id) for r in tables.read(spark, lake, tables.FINDINGS).collect())
+    return sorted(
+        (r.detection, r.local, r.peer, r.finding_id) for r in tables.read(spark, lake, tables.FINDINGS).collect()
+    )
 
 
 @pytest.mark.slow  # two runs of every detection: ~2.5 min
@@ -57,8 +59,17 @@ def test_findings_job_jsonl_rerun_asff_security_hub_and_benign(spark, cfg, lake,
     asff = tmp_path / "findings.asff.jsonl"
     with moto_server(tmp_path / "moto") as endpoint:
         second = run_findings(
-            spark, cfg, lake, DAY, DAY, fmt="asff", out=str(asff), to_securityhub=True, account_id=ACCOUNT,
-            region=REGION, endpoint_url=endpoint,
+            spark,
+            cfg,
+            lake,
+            DAY,
+            DAY,
+            fmt="asff",
+            out=str(asff),
+            to_securityhub=True,
+            account_id=ACCOUNT,
+            region=REGION,
+            endpoint_url=endpoint,
         )
         client = boto3.client("securityhub", region_name=REGION, endpoint_url=endpoint)
         back = client.get_findings(MaxResults=100)["Findings"]
@@ -83,11 +94,26 @@ def test_findings_job_jsonl_rerun_asff_security_hub_and_benign(spark, cfg, lake,
 
 
 def _valid():
-    f = {"finding_id": "ab" * 16, "detection": "vertical_scan", "technique": "T1046",
-         "technique_name": "Network Service Discovery", "severity": "LOW", "title": "t", "direction": "inbound",
-         "local": "10.0.2.1", "peer": "2a02:c7f::5", "protocol": 6, "port": None, "interface_id": "eni-a",
-         "first_seen": dt.datetime(2024, 6, 10, 8), "last_seen": dt.datetime(2024, 6, 10, 9), "days": 1,
-         "flows": 15, "bytes": 600, "evidence": "x probed 15 ports"}
+    f = {
+        "finding_id": "ab" * 16,
+        "detection": "vertical_scan",
+        "technique": "T1046",
+        "technique_name": "Network Service Discovery",
+        "severity": "LOW",
+        "title": "t",
+        "direction": "inbound",
+        "local": "10.0.2.1",
+        "peer": "2a02:c7f::5",
+        "protocol": 6,
+        "port": None,
+        "interface_id": "eni-a",
+        "first_seen": dt.datetime(2024, 6, 10, 8),
+        "last_seen": dt.datetime(2024, 6, 10, 9),
+        "days": 1,
+        "flows": 15,
+        "bytes": 600,
+        "evidence": "x probed 15 ports",
+    }
     return securityhub.to_asff(f, ACCOUNT, REGION, dt.datetime(2024, 6, 11))
 
 
@@ -108,8 +134,12 @@ def _valid():
 def test_asff_checker_refuses_what_aws_refuses(change, why):
     f = _valid()
     assert securityhub.problems(f) == []
-    assert f["Network"] == {"Direction": "IN", "SourceIpV6": "2a02:c7f::5", "DestinationIpV4": "10.0.2.1",
-                            "Protocol": "TCP"}
+    assert f["Network"] == {
+        "Direction": "IN",
+        "SourceIpV6": "2a02:c7f::5",
+        "DestinationIpV4": "10.0.2.1",
+        "Protocol": "TCP",
+    }
     bad = copy.deepcopy(f)
     change(bad)
     assert any(why in p for p in securityhub.problems(bad))

@@ -32,8 +32,18 @@ NAMESPACES = (
     "Sensitive Data Identifications",
 )
 REQUIRED = (
-    "AwsAccountId", "CreatedAt", "Description", "GeneratorId", "Id", "ProductArn", "Resources", "SchemaVersion",
-    "Severity", "Title", "Types", "UpdatedAt",
+    "AwsAccountId",
+    "CreatedAt",
+    "Description",
+    "GeneratorId",
+    "Id",
+    "ProductArn",
+    "Resources",
+    "SchemaVersion",
+    "Severity",
+    "Title",
+    "Types",
+    "UpdatedAt",
 )
 MAX_PER_CALL, MAX_FINDING_BYTES, MAX_CALL_BYTES = 100, 240 * 1024, 6 * 1024 * 1024
 MAX_TITLE, MAX_DESCRIPTION = 256, 1024
@@ -142,7 +152,11 @@ def problems(finding: dict[str, Any]) -> list[str]:
     if not isinstance(finding["Description"], str) or not 0 < len(finding["Description"]) <= MAX_DESCRIPTION:
         out.append(f"Description must be 1-{MAX_DESCRIPTION} characters")
     res = finding["Resources"]
-    if not isinstance(res, list) or not res or not all(isinstance(r, dict) and r.get("Type") and r.get("Id") for r in res):
+    if (
+        not isinstance(res, list)
+        or not res
+        or not all(isinstance(r, dict) and r.get("Type") and r.get("Id") for r in res)
+    ):
         out.append("Resources must be a non-empty list of {Type, Id}")
     size = len(json.dumps(finding).encode())
     if size > MAX_FINDING_BYTES:
@@ -179,5 +193,7 @@ def send(findings: list[dict[str, Any]], region: str, endpoint_url: str | None =
     for batch in batches(findings):
         resp = client.batch_import_findings(Findings=batch)
         imported += int(resp.get("SuccessCount", 0))
-        failed += [f"{x.get('Id')}: {x.get('ErrorCode')} {x.get('ErrorMessage')}" for x in resp.get("FailedFindings", [])]
+        failed += [
+            f"{x.get('Id')}: {x.get('ErrorCode')} {x.get('ErrorMessage')}" for x in resp.get("FailedFindings", [])
+        ]
     return imported, failed

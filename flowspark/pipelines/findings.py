@@ -225,7 +225,9 @@ def run_mark(spark: SparkSession, lake: str, finding_id: str, reason: str, statu
         raise FileNotFoundError(f"no {tables.FINDINGS} table in {lake}: run 'flowspark findings' first")
     hit = tables.read(spark, lake, tables.FINDINGS).where(F.col("finding_id") == finding_id).select("detection").first()
     if hit is None:
-        raise ValueError(f"no finding {finding_id} in {lake}: 'flowspark findings --lake {lake} --format jsonl' lists them")
+        raise ValueError(
+            f"no finding {finding_id} in {lake}: 'flowspark findings --lake {lake} --format jsonl' lists them"
+        )
     row = spark.createDataFrame([(finding_id, status, reason.strip(), utc_now())], MARKS_SCHEMA)
     tables.append(row, lake, tables.FINDING_MARKS)
     return f"finding {finding_id} ({hit['detection']}) marked {status}: {reason.strip()}"
