@@ -176,6 +176,7 @@ _KEEP = {
     "tag": ("tagged", "check"),
     "ip-ranges": ("sync_token", "prefixes", "written"),
     "classify": ("addresses",),
+    "findings": ("open", "hidden"),
     "reports": ("note",),
 }
 

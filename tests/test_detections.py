@@ -15,10 +15,16 @@ from flowspark.core.detections.engine import detect, detection_flows
 from flowspark.core.detections.findings import evidence_flows, findings
 from flowspark.core.detections.lists import listed_peers
 from flowspark.core.intel import INTEL_SCHEMA, entry_rows, parse_list
-from tests.test_reports import cf_of, flow
+from flowspark.core.ipranges import classified_flows
+from tests.test_reports import classes, flow, frame
 
 D = dt.datetime(2024, 6, 10, 8, 0, 0)  # the day the rules look at; the days before are history
 DAY = D.date()
+
+
+def cf_of(spark, rows):
+    """Classified flows (the pkt- addresses are no rule's business: not classified, a cheaper plan)."""
+    return classified_flows(frame(spark, rows), classes(spark))
 
 
 def at(minutes=0.0, days=0):
@@ -34,6 +40,7 @@ MX = [f"83.40.{i}.25" for i in range(30)]
 USUAL, IRC, ALT = "84.50.0.1", "84.50.0.2", "84.50.0.3"
 DROP, BACKUP = "85.60.0.1", "85.60.0.2"
 C2, MONITOR, WEB = "86.70.0.1", "86.70.0.2", "86.70.0.3"
+DNS_RESOLVER = "1.0.0.1"
 
 
 def _rows():
@@ -124,6 +131,13 @@ def _rows():
     for i in range(40):
         t = t + dt.timedelta(seconds=int(rnd.expovariate(1 / 60)) + 1)
         r.append(flow("10.0.9.1", WEB, 20000 + i, 443, packets=6, nbytes=1500, start=t, secs=1))
+    # look-alikes of the real world: 10.0.11.1 asks a public resolver every hour, as a record's TTL makes it
+    # (regular, small: not a beacon), and the resolver's answers reach 16 of its ephemeral ports, one datagram
+    # each (replies, not a vertical scan)
+    for i in range(16):
+        q = at(60 * i / 2)
+        r.append(flow("10.0.11.1", DNS_RESOLVER, 50000 + i * 7, 53, proto=17, packets=1, nbytes=70, start=q))
+        r.append(flow(DNS_RESOLVER, "10.0.11.1", 53, 50000 + i * 7, proto=17, packets=1, nbytes=120, start=q))
     return r
 
 

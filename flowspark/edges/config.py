@@ -175,6 +175,7 @@ class DetectionsConfig:
     beacon_max_mean_bytes: int = _DET.beacon_max_mean_bytes
     beacon_max_dispersion: float = _DET.beacon_max_dispersion
     beacon_max_hosts: int = _DET.beacon_max_hosts
+    beacon_exclude_ports: tuple[int, ...] = _DET.beacon_exclude_ports
     tor_lists: tuple[str, ...] = _DET.tor_lists
     mining_lists: tuple[str, ...] = _DET.mining_lists
     blackhole_lists: tuple[str, ...] = _DET.blackhole_lists
@@ -195,7 +196,7 @@ class DetectionsConfig:
                 object.__setattr__(self, f.name, float(value))
             elif isinstance(f.default, int) and value < 0:
                 raise ConfigError(f"[detections] {f.name} must be 0 or more, got {value!r}")
-        for name in ("exposed_ports", "brute_ports", "spam_ports"):
+        for name in ("exposed_ports", "brute_ports", "spam_ports", "beacon_exclude_ports"):
             try:
                 object.__setattr__(self, name, tuple(int(p) for p in getattr(self, name)))
             except (TypeError, ValueError):

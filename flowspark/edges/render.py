@@ -664,7 +664,12 @@ them.</span></p>
 {% for text in glossary_notes %}<p>{{ text }}</p>{% endfor %}</div>
 
 <h2 id="look">What to look at</h2>
-{% if look or intel_look %}<div class="look"><ul>
+{% if look or intel_look or findings_look %}<div class="look"><ul>
+{% for r in findings_look %}<li><span class="flag">{{ r.severity }} {{ r.detection|replace("_", " ") }}</span>
+({{ r.technique }} {{ r.technique_name }}): {{ r.local or "" }}{% if r.resource %} ({{ r.resource }}){% endif %}
+{% if r.local and r.peer %}and {% endif %}{{ r.peer or "" }} &mdash; {{ r.evidence }};
+{{ minute(r.first_seen) }} to {{ minute(r.last_seen) }}{% if r.days > 1 %} ({{ r.days }} days){% endif %}
+<span class="note">finding {{ r.finding_id }}</span></li>{% endfor %}
 {% for r in intel_look %}<li><span class="flag">on the {{ r.list_name }} list</span>: {{ r.local }}
 {% if r.resource %}({{ r.resource }}){% endif %} and {{ r.listed }}
 ({{ r.cidr }}{% if r.label %}, {{ r.label }}{% endif %}){% if r.country_name %} [{{ r.country_name }}]{% endif %}
@@ -1070,6 +1075,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         has_hunt=bool(hunt),
         look=look,
         intel_look=intel_look,
+        findings_look=extras.get("findings", []),
         minute=lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "",
         hunt_empty=hunt_empty,
         nat_total=nat_total,

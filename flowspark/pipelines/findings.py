@@ -60,8 +60,9 @@ class FindingsSummary:
     def text(self) -> str:
         span = f"{self.date_from or 'the first day'} to {self.date_to or 'the last day'}"
         lines = [f"findings ({span})", f"  lake           {self.lake}", f"  activity rows  {self.activity_rows:,}"]
-        if not self.by_detection:
-            lines.append("  findings       none")
+        total = sum(sum(v.values()) for v in self.by_detection.values())
+        per = ", ".join(f"{k} {sum(v.values())}" for k, v in sorted(self.by_detection.items()))
+        lines.append(f"  open           {total}" + (f" ({per})" if per else ""))
         for name, sev in sorted(self.by_detection.items()):
             parts = ", ".join(f"{n} {s}" for s, n in sorted(sev.items(), key=lambda kv: -B.SEVERITY_RANK[kv[0]]))
             lines.append(f"  {name:<14} {sum(sev.values())} ({parts})")

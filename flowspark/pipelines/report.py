@@ -391,6 +391,14 @@ def _extras(
             if c in ds.columns
         ]
         out["dedup_stats"] = _rows(ds.orderBy(F.col("computed_at").desc()).select(*cols), 20)
+    if tables.exists(spark, lake, tables.FINDINGS):
+        from flowspark.core.detections.base import PRIORITY, SEVERITY_RANK
+        from flowspark.pipelines.findings import in_range, read_findings  # it imports this module
+
+        rank = F.create_map(*[F.lit(x) for kv in SEVERITY_RANK.items() for x in kv])[F.col("severity")]
+        found = in_range(read_findings(spark, lake), date_from, date_to).where(F.col("status") == "open")
+        first = F.create_map(*[F.lit(x) for i, d in enumerate(PRIORITY) for x in (d, i)])[F.col("detection")]
+        out["findings"] = _rows(found.orderBy(rank.desc(), first, F.col("last_seen").desc(), "finding_id"), 50)
     if tables.exists(spark, lake, tables.FLOW_REJECTS) and tables.exists(spark, lake, tables.INGESTED_FILES):
         rej = tables.read(spark, lake, tables.FLOW_REJECTS)
         led = tables.read(spark, lake, tables.INGESTED_FILES).select("source_file", "ingest_id", "ingested_at")

@@ -30,9 +30,9 @@ from flowspark.pipelines.ipranges import load_ip_ranges
 from flowspark.pipelines.report import ReportOptions, run_report
 from flowspark.pipelines.tag import run_tag_lake
 
-STEPS = ("ingest", "dedup", "tag", "classify", "reports")
+STEPS = ("ingest", "dedup", "tag", "classify", "findings", "reports")
 # ingest keeps flows itself; dedup compacts days again from flow_records (another window: `flowspark dedup`)
-DEFAULT_STEPS = ("ingest", "tag", "classify", "reports")
+DEFAULT_STEPS = ("ingest", "tag", "classify", "findings", "reports")
 
 
 def parse_steps(text: str) -> list[str]:
@@ -157,6 +157,17 @@ def run_daily(
             return "\n".join(out)
 
         step("classify", classify)
+    if "findings" in steps:
+
+        def findings() -> str:
+            from flowspark.pipelines.findings import run_findings
+
+            if not tables.exists(spark, lake, tables.IP_CLASSES):
+                summary.notes.append("findings skipped: no ip_classes in the lake (the classify step makes it)")
+                return "findings: nothing to do: no ip_classes in the lake (run classify with --ip-ranges)"
+            return "\n".join(run_findings(spark, cfg, lake, a, b).text() for a, b in spans)
+
+        step("findings", findings)
     if "reports" in steps:
 
         def reports() -> str:

@@ -39,9 +39,11 @@ def beaconing(df: DataFrame, t: Thresholds) -> DataFrame:
     beacon_min_flows of them (beacon_min_flows - 1 intervals), regular (dispersion at most
     beacon_max_dispersion), small (the key's bytes / flows, both directions, at most
     beacon_max_mean_bytes), and at most beacon_max_hosts of our hosts calling that peer and port that
-    regularly that day (a fleet-wide agent is regular too). HIGH."""
+    regularly that day (a fleet-wide agent is regular too); never to beacon_exclude_ports (DNS, NTP). HIGH."""
     key = ["day", "local", "peer", "protocol", "port"]
     out = df.where(F.col("direction") == "outbound")
+    if t.beacon_exclude_ports:
+        out = out.where(~F.col("port").isin(*t.beacon_exclude_ports))
     m = interval_measures(out.where(F.col("request")), key)
     regular = m.where((F.col("intervals") >= t.beacon_min_flows - 1) & (F.col("dispersion") <= t.beacon_max_dispersion))
     hosts = regular.groupBy("day", "peer", "protocol", "port").agg(F.count_distinct("local").alias("hosts"))

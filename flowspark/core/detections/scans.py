@@ -1,8 +1,11 @@
 """Scanning: port_probe, vertical_scan, horizontal_sweep.
 
-All three read the probes: rows whose source is the Internet peer (the packets it sent us), with the port
-it probed (dstport) and the local address it probed (dstaddr), whoever the flow's orientation calls the
-client. A probe is a row of at most ``scan_max_packets`` packets a record.
+All three read the probes: rows of connections the Internet peer opened (hunt_flows' direction inbound: the
+peer is the client) whose source is the peer (the packets it sent us), with the port it probed (dstport) and
+the local address (dstaddr). A probe is a row of at most ``scan_max_packets`` packets a record. The replies
+to our own connections are never probes: a public resolver answering our DNS queries sends one datagram to
+each of many of our ephemeral ports (seen as a 143-port "vertical scan" a day in make demo's data before
+this rule; 2026-12-03).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from flowspark.core.detections.base import HIGH, LOW, MEDIUM, Thresholds, activi
 
 
 def probes(df: DataFrame, t: Thresholds) -> DataFrame:
-    """The rows an Internet peer sent us of at most scan_max_packets packets a record."""
+    """The rows an Internet peer sent us, on connections it opened, of at most scan_max_packets packets a
+    record."""
     return df.where(
-        (F.col("srcaddr") == F.col("peer")) & (F.col("packets") <= F.col("records") * F.lit(t.scan_max_packets))
+        (F.col("direction") == "inbound")
+        & (F.col("srcaddr") == F.col("peer")) & (F.col("packets") <= F.col("records") * F.lit(t.scan_max_packets))
     )
 
 
