@@ -393,3 +393,34 @@ def test_intel_contacts_are_one_line_per_listed_address():
         ("2.2.2.2", "10.0.0.9", "i-1 (instance)", 5, 5, 10, t, t),
         ("1.1.1.1", "3 of our addresses", None, 6, 0, 30, t, t + dt.timedelta(hours=2)),
     ]
+
+
+def test_findings_lead_what_to_look_at_and_scans_are_summed(tmp_path):
+    results, extras, meta = _results()
+    t = dt.datetime(2024, 6, 1, 8)
+
+    def finding(detection, severity, local, peer, evidence, fid):
+        return {"finding_id": fid, "detection": detection, "technique": "T1071", "technique_name": "Application Layer "
+                "Protocol", "severity": severity, "local": local, "peer": peer, "resource": "i-0abc (instance)",
+                "evidence": evidence, "first_seen": t, "last_seen": t + dt.timedelta(days=1), "days": 2}
+
+    extras = dict(extras, findings=[
+        finding("beaconing", "HIGH", "10.0.9.1", "86.70.0.1", "10.0.9.1 called 86.70.0.1 port 443 every 60 s", "b1"),
+        finding("port_probe", "HIGH", "10.0.1.1", None, "port 3306/tcp of 10.0.1.1 probed by 20 Internet peers", "p1"),
+        finding("port_probe", "LOW", "10.0.1.4", None, "port 5432/tcp of 10.0.1.4 probed by 20 Internet peers", "p2"),
+    ], finding_counts=[
+        {"detection": "port_probe", "severity": "HIGH", "count": 451},
+        {"detection": "port_probe", "severity": "LOW", "count": 1253},
+        {"detection": "beaconing", "severity": "HIGH", "count": 1},
+    ])
+    html = render.write_html(tmp_path / "r.html", results, extras, meta).read_text()
+    p = _Page()
+    p.feed(html)
+    text = " ".join(" ".join(p.text).split())
+    look = text[text.index("What to look at") :]
+    beacon = look.index("HIGH beaconing (T1071 Application Layer Protocol): 10.0.9.1 (i-0abc (instance)) and 86.70.0.1")
+    assert "2024-06-01 08:00 UTC to 2024-06-02 08:00 UTC (2 days) finding b1" in look
+    probes = look.index("port probe: 1,704 finding(s) (451 HIGH, 1,253 LOW; the Internet's background scanning")
+    assert beacon < probes  # the findings one by one, then the scans in a line each
+    assert "e.g. HIGH: port 3306/tcp of 10.0.1.1 probed by 20 Internet peers; LOW: port 5432/tcp" in look
+    assert "HIGH port probe" not in look  # scans are one line, not a line each

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from flowspark.core import protocols
+from flowspark.core.detections.base import SCANS, SEVERITY_RANK
 from flowspark.core.reports import DIRECTIONS, EAST_WEST, INBOUND, OUTBOUND, PUBLIC_BOTH
 
 Rows = list[dict[str, Any]]
@@ -664,12 +665,16 @@ them.</span></p>
 {% for text in glossary_notes %}<p>{{ text }}</p>{% endfor %}</div>
 
 <h2 id="look">What to look at</h2>
-{% if look or intel_look or findings_look %}<div class="look"><ul>
+{% if look or intel_look or findings_look or scan_look %}<div class="look"><ul>
 {% for r in findings_look %}<li><span class="flag">{{ r.severity }} {{ r.detection|replace("_", " ") }}</span>
 ({{ r.technique }} {{ r.technique_name }}): {{ r.local or "" }}{% if r.resource %} ({{ r.resource }}){% endif %}
 {% if r.local and r.peer %}and {% endif %}{{ r.peer or "" }} &mdash; {{ r.evidence }};
 {{ minute(r.first_seen) }} to {{ minute(r.last_seen) }}{% if r.days > 1 %} ({{ r.days }} days){% endif %}
 <span class="note">finding {{ r.finding_id }}</span></li>{% endfor %}
+{% for s in scan_look %}<li><span class="flag">{{ s.detection|replace("_", " ") }}: {{ "{:,}".format(s.total) }}
+finding(s)</span> ({{ s.by_severity }}; the Internet's background scanning, in the findings table) &mdash; e.g.
+{% for r in s.examples %}{{ r.severity }}: {{ r.evidence }}{% if not loop.last %}; {% endif %}{% endfor %}</li>
+{% endfor %}
 {% for r in intel_look %}<li><span class="flag">on the {{ r.list_name }} list</span>: {{ r.local }}
 {% if r.resource %}({{ r.resource }}){% endif %} and {{ r.listed }}
 ({{ r.cidr }}{% if r.label %}, {{ r.label }}{% endif %}){% if r.country_name %} [{{ r.country_name }}]{% endif %}
@@ -931,6 +936,22 @@ def _network_charts(network: dict[str, Rows]) -> dict[str, str]:
     return charts
 
 
+_SEVERITIES = sorted(SEVERITY_RANK, key=lambda s: -SEVERITY_RANK[s])
+
+
+def _scan_look(found: Rows, counts: Rows) -> Rows:
+    """One line per scanning detection: how many findings per severity and up to three examples."""
+    out = []
+    for name in SCANS:
+        per = {r["severity"]: r["count"] for r in counts if r["detection"] == name}
+        if not per:
+            continue
+        text = ", ".join(f"{per[s]:,} {s}" for s in _SEVERITIES if s in per)
+        examples = [r for r in found if r["detection"] == name][:3]
+        out.append({"detection": name, "total": sum(per.values()), "by_severity": text, "examples": examples})
+    return out
+
+
 def _intel_look(contacts: Rows, n: int = 10) -> Rows:
     """One line per listed address (a scanner on a list touches many of ours): the local address, or how
     many; flows, accepted, bytes each way, first and last seen; accepted contacts first, then the most flows."""
@@ -1075,7 +1096,8 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         has_hunt=bool(hunt),
         look=look,
         intel_look=intel_look,
-        findings_look=extras.get("findings", []),
+        findings_look=[r for r in extras.get("findings", []) if r["detection"] not in SCANS],
+        scan_look=_scan_look(extras.get("findings", []), extras.get("finding_counts", [])),
         minute=lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "",
         hunt_empty=hunt_empty,
         nat_total=nat_total,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
@@ -392,13 +392,20 @@ def _extras(
         ]
         out["dedup_stats"] = _rows(ds.orderBy(F.col("computed_at").desc()).select(*cols), 20)
     if tables.exists(spark, lake, tables.FINDINGS):
-        from flowspark.core.detections.base import PRIORITY, SEVERITY_RANK
+        from flowspark.core.detections.base import PRIORITY, SCANS, SEVERITY_RANK
         from flowspark.pipelines.findings import in_range, read_findings  # it imports this module
 
         rank = F.create_map(*[F.lit(x) for kv in SEVERITY_RANK.items() for x in kv])[F.col("severity")]
         found = in_range(read_findings(spark, lake), date_from, date_to).where(F.col("status") == "open")
         first = F.create_map(*[F.lit(x) for i, d in enumerate(PRIORITY) for x in (d, i)])[F.col("detection")]
-        out["findings"] = _rows(found.orderBy(rank.desc(), first, F.col("last_seen").desc(), "finding_id"), 50)
+        order = [rank.desc(), first, F.col("last_seen").desc(), "finding_id"]
+        # the scans are the Internet's constant background: counted, three examples each; the rest one by one
+        scans = F.col("detection").isin(*SCANS)
+        each = found.where(~scans).orderBy(*order).limit(40)
+        w = Window.partitionBy("detection").orderBy(*order)
+        examples = found.where(scans).withColumn("_n", F.row_number().over(w)).where(F.col("_n") <= 3).drop("_n")
+        out["findings"] = _rows(each.unionByName(examples).orderBy(*order), 100)
+        out["finding_counts"] = _rows(found.groupBy("detection", "severity").count(), 100)
     if tables.exists(spark, lake, tables.FLOW_REJECTS) and tables.exists(spark, lake, tables.INGESTED_FILES):
         rej = tables.read(spark, lake, tables.FLOW_REJECTS)
         led = tables.read(spark, lake, tables.INGESTED_FILES).select("source_file", "ingest_id", "ingested_at")

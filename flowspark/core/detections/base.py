@@ -85,6 +85,7 @@ TECHNIQUES: dict[str, tuple[str, str, str]] = {
     ),
 }
 DETECTIONS = tuple(TECHNIQUES)
+SCANS = ("port_probe", "vertical_scan", "horizontal_sweep")  # the Internet's background: summarised in the report
 # The order findings of one severity are listed in: what our hosts did before what was done to them, the
 # rarer before the constant background of Internet scanning
 PRIORITY = (
