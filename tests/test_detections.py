@@ -159,12 +159,18 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def rows(spark):
-    return detection_flows(cf_of(spark, _rows())).cache()
+    df = detection_flows(cf_of(spark, _rows())).cache()
+    yield df
+    # a cached DataFrame stays in Spark's cache manager for the session: every later query of every test is
+    # compared with its (large) plan. Left cached, it slowed the rest of CI's suite by minutes (2026-12-03)
+    df.unpersist()
 
 
 @pytest.fixture(scope="module")
 def found(rows):
-    return detect(rows, date_from=DAY, date_to=DAY).cache()
+    df = detect(rows, date_from=DAY, date_to=DAY).cache()
+    yield df
+    df.unpersist()
 
 
 def _key(r):
@@ -264,7 +270,11 @@ def test_listed_peers_by_category_with_severity(spark):
     ]
     rows = detection_flows(cf_of(spark, r)).cache()
     listed = listed_peers(rows, _intel(spark)).cache()  # as the findings job persists it
-    got = {_key(x): x.evidence for x in detect(rows, listed=listed, only=("tor", "malicious_ip")).collect()}
+    try:
+        got = {_key(x): x.evidence for x in detect(rows, listed=listed, only=("tor", "malicious_ip")).collect()}
+    finally:
+        listed.unpersist()
+        rows.unpersist()
     assert got == {
         ("tor", "10.0.10.1", TOR_EXIT, None, None, "HIGH"): (
             f"10.0.10.1 and listed {TOR_EXIT} (tor v1 loaded 2024-06-09: {TOR_EXIT}/32): 2 flows, 2 accepted, "
@@ -282,10 +292,14 @@ def test_ipv6_alike_once_our_prefixes_are_named(spark):
     r = [flow(f"2a01:4f8:{i:x}::1", ours, 40000 + i, 3389, action="REJECT", start=at(i)) for i in range(20)]
     r += [flow("2a02:c7f::5", ours, 50000, p, action="REJECT", start=at(p / 10)) for p in range(1, 16)]
     cf = cf_of(spark, r).cache()
-    # two public ends: nobody's local side, no north/south row for any rule to read
-    assert detection_flows(cf).count() == 0
     rows = detection_flows(cf, local_prefixes=("2600:1f18:a::/48",)).cache()
-    got = sorted(_key(x) for x in detect(rows, only=("port_probe", "vertical_scan", "horizontal_sweep")).collect())
+    try:
+        # two public ends: nobody's local side, no north/south row for any rule to read
+        assert detection_flows(cf).count() == 0
+        got = sorted(_key(x) for x in detect(rows, only=("port_probe", "vertical_scan", "horizontal_sweep")).collect())
+    finally:
+        rows.unpersist()
+        cf.unpersist()
     assert got == [("port_probe", ours, None, 6, 3389, "LOW"), ("vertical_scan", ours, "2a02:c7f::5", 6, None, "LOW")]
 
 
