@@ -373,10 +373,10 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--source", help="folder or s3://bucket/prefix of the flow logs (needed by the ingest step)")
     p.add_argument(
         "--steps",
-        default="ingest,tag,classify,findings,reports",
+        default="ingest,tag,classify,reports",
         help="comma-separated steps to run, in pipeline order: ingest, dedup, tag, classify, findings, reports "
-        "(default: ingest,tag,classify,findings,reports; ingest keeps flows, dedup compacts days again from "
-        "flow_records; findings runs the detections, see 'flowspark findings --help')",
+        "(default: ingest,tag,classify,reports; ingest keeps flows, dedup compacts days again from "
+        "flow_records; add findings to run the detections, see 'flowspark findings --help')",
     )
     p.add_argument("--window", help="the flows window of a new lake: 10m, 1h (default, from config), 1d, or none")
     _keep_records_option(p)

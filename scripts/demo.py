@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             spark, cfg, str(lake), str(raw),
             ip_ranges=str(REPO / "data" / "ip-ranges-2020-04-01.json"),  # the bundled copy: no network needed
             report_formats=("csv", "xlsx", "html"), report_dir=str(reports), report_options=options, progress=progress,
+            steps=("ingest", "tag", "classify", "findings", "reports"),
         )
     finally:
         spark.stop()
