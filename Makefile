@@ -12,7 +12,7 @@ DEMO   ?= demo
 RECORDS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-spark35 demo test test-all test-fast test-isolated lint typecheck bench package clean
+.PHONY: help setup setup-spark35 demo test test-all test-fast test-isolated lint typecheck bench bench-detections package clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -66,6 +66,9 @@ typecheck: setup ## mypy on the library
 
 bench: setup ## ingest+dedup benchmark against pandas, DuckDB and plain PySpark (long)
 	$(PY) scripts/bench_dedup.py
+
+bench-detections: setup ## precision and recall of every detection on generated days with planted patterns and look-alikes, 3 seeds (~8 min)
+	$(PY) scripts/bench_detections.py
 
 package: setup ## dist/: the wheel, a zip for --py-files, a venv-pack archive for --archives (see docs/operations.md)
 	scripts/package.sh $(PY)

@@ -373,10 +373,10 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--source", help="folder or s3://bucket/prefix of the flow logs (needed by the ingest step)")
     p.add_argument(
         "--steps",
-        default="ingest,tag,classify,reports",
+        default="ingest,tag,classify,findings,reports",
         help="comma-separated steps to run, in pipeline order: ingest, dedup, tag, classify, findings, reports "
-        "(default: ingest,tag,classify,reports; ingest keeps flows, dedup compacts days again from "
-        "flow_records; add findings to run the detections, see 'flowspark findings --help')",
+        "(default: ingest,tag,classify,findings,reports; ingest keeps flows, dedup compacts days again from "
+        "flow_records; findings runs the detections, see 'flowspark findings --help', and the reports read them)",
     )
     p.add_argument("--window", help="the flows window of a new lake: 10m, 1h (default, from config), 1d, or none")
     _keep_records_option(p)
@@ -809,7 +809,8 @@ def _report_parser(sub: Any) -> None:
             "(NTP sync and AWS prefixes left out). runts: single-record flows by action, port, source /24 "
             "(IPv6 /64), top scanners. talkers: largest sources and destinations; with --nat the NAT gateway's "
             "data-processing cost per AWS service and the saving of S3/DynamoDB gateway endpoints. hunt: per "
-            "peer/port flags (scanning, credential_access, beaconing, exfiltration) with their evidence. network "
+            "peer/port measures (regularity, longest session, peak hour against the usual one) flagged with the "
+            "detections of the findings naming the peer (run flowspark findings first). network "
             "(from the records' own fields; needs no classify): rejects by cause (reject-reason) and the top "
             "rejected (source, destination, port), accepted traffic whose response a network ACL rejected, bytes "
             "by encryption-status and the cleartext ports, Transit Gateway drops by cause, cross-AZ bytes and "

@@ -153,10 +153,6 @@ def _hunt_row(i: int, flags: str = "", evidence: str = "") -> dict:
         "peak_hour_bytes_out": 150_000_000,
         "active_hours": 5,
         "baseline_hour_bytes_out": 1_000_000,
-        "scanning": False,
-        "credential_access": bool(flags),
-        "beaconing": False,
-        "exfiltration": False,
         "duration_s": 74_360,
         "flags": flags,
         "evidence": evidence,
@@ -199,7 +195,7 @@ def _results(hunt_rows: int = 60) -> tuple[dict, dict, dict]:
         for k in range(1, 4)
     ]
     evidence = "3 accepted connection(s) to port 22, 2,000,000 bytes accepted over 74360 s"
-    hunt = [_hunt_row(i, "credential_access" if i < 2 else "", evidence if i < 2 else "") for i in range(hunt_rows)]
+    hunt = [_hunt_row(i, "brute_force" if i < 2 else "", evidence if i < 2 else "") for i in range(hunt_rows)]
     results = {
         "north_south": {"split": split, "over_time": over_time, "top_peers": peers},
         "runts": {"by_action": [{"action": "REJECT", "runts": 40, "all_records": 4000, "share_of_records": 0.01}]},
@@ -292,7 +288,7 @@ def test_numbers_right_and_text_left(page):
     assert cells["2.4 GB"] == "n"  # bytes
     assert cells["1,000"] == "n"  # a count
     assert cells["5 min"] == "n"  # a duration (300 s)
-    assert cells["203.0.113.1"] == "t" and cells["credential_access"] == "t" and cells["inbound"] == "t"
+    assert cells["203.0.113.1"] == "t" and cells["brute_force"] == "t" and cells["inbound"] == "t"
     assert cells["2024-06-01 00:00"] == "t" and cells["tcp"] == "t"
     heads = {text: cls for tag, cls, text in p.cells if tag == "th"}
     assert heads["bytes"] == "n" and heads["peer"] == "t"

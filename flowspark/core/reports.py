@@ -53,48 +53,10 @@ class NtpFilter:
     bytes: int = 76
 
 
-@dataclass(frozen=True)
-class HuntThresholds:
-    """When a peer/port summary is flagged. The defaults and the reason for each:
-
-    scan_min_targets = 10       a scanner touches many of our addresses on one port; 10 distinct targets
-                                is more than any ordinary client of one service port in one range
-    scan_max_packets = 3.0      probes are 1-3 packets per record (SYN, SYN+RST, one UDP datagram)
-    scan_max_size_cv = 0.5      "similar sizes": the bytes of the peer's records vary by less than half
-                                their mean (coefficient of variation), a real client's vary far more
-    cred_ports = (22, 3389)     SSH and RDP
-    cred_min_flows = 20         brute force: 20+ accepted connections from one peer to 22/3389
-    cred_min_bytes = 1 MB       a session that moved data: more than a login banner and a failed auth
-    cred_min_seconds = 600      a session that lasted ten minutes is someone working, not a probe. Measured
-                                per session (see sessions()): the longest accepted connection of the peer,
-                                never the span from the peer's first flow to its last (two one-minute
-                                logins five hours apart are two short sessions, not a five-hour one)
-    beacon_min_flows = 10       regularity needs intervals: 10 connections give 9
-    beacon_max_mean_bytes = 20 kB  beacons are small: a TLS handshake and a short request/response
-    beacon_max_dispersion = 0.2 median absolute deviation of the intervals / their median. Robust to
-                                jitter: C2 jitter of +-j of the period gives about 0.59*j (0.12 at the
-                                common 20 %), one missed beacon moves neither median; Poisson (human,
-                                random) arrivals give about 0.69. 0.2 tolerates jitter up to ~34 %.
-    exfil_min_bytes = 100 MB    an hour's upload to one peer worth a look at all
-    exfil_factor = 10.0         ...and ten times that peer's usual hour (its baseline: the median of its
-                                active hours; with fewer than exfil_min_baseline_hours, the median hour
-                                of all outbound peer/ports)
-    exfil_min_baseline_hours = 3
-    """
-
-    scan_min_targets: int = 10
-    scan_max_packets: float = 3.0
-    scan_max_size_cv: float = 0.5
-    cred_ports: tuple[int, ...] = (22, 3389)
-    cred_min_flows: int = 20
-    cred_min_bytes: int = 1_000_000
-    cred_min_seconds: int = 600
-    beacon_min_flows: int = 10
-    beacon_max_mean_bytes: int = 20_000
-    beacon_max_dispersion: float = 0.2
-    exfil_min_bytes: int = 100_000_000
-    exfil_factor: float = 10.0
-    exfil_min_baseline_hours: int = 3
+# The hunt's flags are findings (flowspark.core.detections): one definition of each rule. Its measures'
+# one setting: with fewer active hours than this, a peer/port's baseline hour is the median of all of them
+# ([detections] volume_min_baseline_hours, traffic_volume's).
+BASELINE_HOURS = 3
 
 
 @dataclass(frozen=True)
@@ -572,17 +534,7 @@ def sessions(hf: DataFrame, gap_s: int = SESSION_GAP_S) -> DataFrame:
     return per_session.groupBy(*HUNT_KEY).agg(F.max("_seconds").alias("longest_session_s"))
 
 
-def _duration_text(seconds: Column) -> Column:
-    """'45 s', '20 min', '3.0 h'."""
-    s = seconds.cast("double")
-    return (
-        F.when(s < 120, F.format_string("%.0f s", s))
-        .when(s < 7200, F.format_string("%.0f min", s / 60))
-        .otherwise(F.format_string("%.1f h", s / 3600))
-    )
-
-
-def _exfil(hf: DataFrame, t: HuntThresholds) -> DataFrame:
+def _exfil(hf: DataFrame, baseline_hours: int) -> DataFrame:
     """Per outbound hunt key: the hour with the most bytes sent by our side, and the baseline hour."""
     out = hf.where(F.col("direction") == OUTBOUND)
     hourly = out.groupBy(*HUNT_KEY, F.date_trunc("hour", "start").alias("hour")).agg(
@@ -595,9 +547,7 @@ def _exfil(hf: DataFrame, t: HuntThresholds) -> DataFrame:
         F.count(F.lit(1)).alias("active_hours"),
         F.percentile_approx("hour_bytes", 0.5, 10000).alias("_own_median"),
     )
-    baseline = F.when(F.col("active_hours") >= t.exfil_min_baseline_hours, F.col("_own_median")).otherwise(
-        F.col("_all_median")
-    )
+    baseline = F.when(F.col("active_hours") >= baseline_hours, F.col("_own_median")).otherwise(F.col("_all_median"))
     return per_key.crossJoin(F.broadcast(overall)).select(
         *HUNT_KEY,
         F.col("_p.hour").alias("peak_hour"),
@@ -607,109 +557,64 @@ def _exfil(hf: DataFrame, t: HuntThresholds) -> DataFrame:
     )
 
 
-def hunt(hf: DataFrame, t: HuntThresholds = HuntThresholds()) -> DataFrame:
-    """One row per (peer, direction, protocol, port) of hunt_flows with the evidence columns and the
-    flags scanning, credential_access, beaconing, exfiltration (see HuntThresholds), `flags` (the
-    flagged names joined by ',', '' for none) and `evidence` (one sentence per flag).
+def _flag_rows(s: DataFrame, findings: DataFrame | None) -> DataFrame:
+    """s with `flags` and `evidence` from the findings naming each row's peer: a finding of a peer (the
+    scanner, the brute forcer, a beacon's or an upload's destination, a listed address) flags the peer's
+    rows on the finding's protocol and port, or all of them when it has none (a vertical scan: many ports).
+    flags: their detections, sorted, ',' between; evidence: their sentences in that order, '; ' between."""
+    key = list(HUNT_KEY)
+    if findings is None:
+        return s.withColumn("flags", F.lit("")).withColumn("evidence", F.lit(""))
+    f = findings.where(F.col("peer").isNotNull()).select(
+        F.col("peer").alias("_f_peer"),
+        F.col("protocol").alias("_f_protocol"),
+        F.col("port").alias("_f_port"),
+        "detection",
+        "evidence",
+    )
+    c = F.col
+    matched = (
+        s.select(*key)
+        .join(
+            f,
+            (c("peer") == c("_f_peer"))
+            & (c("_f_port").isNull() | (c("_f_port") == c("port")))
+            & (c("_f_protocol").isNull() | (c("_f_protocol") == c("protocol"))),
+        )
+        .groupBy(*key)
+        .agg(F.sort_array(F.collect_set(F.struct("detection", "evidence"))).alias("_f"))
+        .select(
+            *key,
+            F.array_join(F.array_distinct(c("_f.detection")), ",").alias("flags"),
+            F.array_join(c("_f.evidence"), "; ").alias("evidence"),
+        )
+    )
+    out = s.join(matched, key, "left")
+    return out.fillna("", subset=["flags", "evidence"])
+
+
+def hunt(hf: DataFrame, findings: DataFrame | None = None, baseline_hours: int = BASELINE_HOURS) -> DataFrame:
+    """One row per (peer, direction, protocol, port) of hunt_flows with the measures a hunter reads (who,
+    how much, how regular, how long, the peak hour against the usual one), `flags` (the detections of the
+    findings naming the peer on that port, see _flag_rows; '' for none) and `evidence` (their sentences).
+    Without findings (the findings step not run) every row's flags are ''.
 
     Null for a known reason (blank_reasons says it in the report): the beacon columns (BEACON_COLUMNS)
-    on every row that is not flagged beaconing; peak_hour .. baseline_hour_bytes_out on inbound rows
-    (they measure what our side sent); longest_session_s where no flow was accepted."""
+    on every row not flagged beaconing; peak_hour .. baseline_hour_bytes_out on inbound rows (they measure
+    what our side sent); longest_session_s where no flow was accepted."""
     key = list(HUNT_KEY)
     s = (
         _summary(hf)
         .join(beacon_measures(hf), key, "left")
-        .join(_exfil(hf, t), key, "left")
+        .join(_exfil(hf, baseline_hours), key, "left")
         .join(sessions(hf), key, "left")
     )
-    c = F.col
-    inbound, outbound = c("direction") == INBOUND, c("direction") == OUTBOUND
-    scanning = (
-        inbound
-        & (c("local_addresses") >= t.scan_min_targets)
-        & (c("packets_per_record") <= t.scan_max_packets)
-        & (F.coalesce(c("size_cv"), F.lit(0.0)) <= t.scan_max_size_cv)
-    )
-    credential = (
-        inbound
-        & c("port").isin(*t.cred_ports)
-        & (c("accepted_flows") > 0)
-        & (
-            (c("accepted_flows") >= t.cred_min_flows)
-            | (c("accepted_bytes") >= t.cred_min_bytes)
-            | (c("longest_session_s") >= t.cred_min_seconds)
-        )
-    )
-    beaconing = (
-        outbound
-        & (c("beacon_intervals") >= t.beacon_min_flows - 1)
-        & (c("bytes") / c("flows") <= t.beacon_max_mean_bytes)
-        & (c("beacon_dispersion") <= t.beacon_max_dispersion)
-    )
-    exfil = (
-        outbound
-        & (c("peak_hour_bytes_out") >= t.exfil_min_bytes)
-        & (c("peak_hour_bytes_out") >= F.lit(t.exfil_factor) * F.greatest(c("baseline_hour_bytes_out"), F.lit(1)))
-    )
-    flagged = s.select(
-        "*",
-        F.coalesce(scanning, F.lit(False)).alias("scanning"),
-        F.coalesce(credential, F.lit(False)).alias("credential_access"),
-        F.coalesce(beaconing, F.lit(False)).alias("beaconing"),
-        F.coalesce(exfil, F.lit(False)).alias("exfiltration"),
-    )
+    flagged = _flag_rows(s, findings)
     # the beacon measures on beaconing rows only: on any other row they describe no finding
-    flagged = flagged.select(
-        *[F.when(c("beaconing"), c(x)).alias(x) if x in BEACON_COLUMNS else c(x) for x in flagged.columns]
+    beaconing = F.array_contains(F.split(F.col("flags"), ","), "beaconing")
+    return flagged.select(
+        *[F.when(beaconing, F.col(x)).alias(x) if x in BEACON_COLUMNS else F.col(x) for x in flagged.columns]
     )
-    names = ("scanning", "credential_access", "beaconing", "exfiltration")
-    flags = F.concat_ws(",", *[F.when(c(n), F.lit(n)) for n in names])
-    fmt = F.format_string
-    evidence = F.concat_ws(
-        "; ",
-        F.when(
-            c("scanning"),
-            fmt(
-                "probed %d of our addresses on port %d, %.1f packets/record, sizes vary %.0f%%",
-                c("local_addresses"),
-                c("port"),
-                c("packets_per_record"),
-                F.coalesce(c("size_cv"), F.lit(0.0)) * 100,
-            ),
-        ),
-        F.when(
-            c("credential_access"),
-            fmt(
-                "%d accepted flow(s) to port %d, %s bytes accepted, longest session %s",
-                c("accepted_flows"),
-                c("port"),
-                F.format_number(c("accepted_bytes"), 0),
-                F.coalesce(_duration_text(c("longest_session_s")), F.lit("?")),
-            ),
-        ),
-        F.when(
-            c("beaconing"),
-            fmt(
-                "%s called every %.0f s (%d intervals, dispersion %.2f), %.0f bytes/flow",
-                c("beacon_local"),
-                c("beacon_median_interval_s").cast("double"),
-                c("beacon_intervals"),
-                c("beacon_dispersion"),
-                c("bytes") / c("flows"),
-            ),
-        ),
-        F.when(
-            c("exfiltration"),
-            fmt(
-                "sent %s bytes in the hour of %s UTC, %s times its baseline of %s bytes/hour",
-                F.format_number(c("peak_hour_bytes_out"), 0),
-                F.date_format("peak_hour", "yyyy-MM-dd HH:mm"),
-                F.format_number(c("peak_hour_bytes_out") / F.greatest(c("baseline_hour_bytes_out"), F.lit(1)), 0),
-                F.format_number(c("baseline_hour_bytes_out"), 0),
-            ),
-        ),
-    )
-    return flagged.withColumn("flags", flags).withColumn("evidence", evidence)
 
 
 def hunt_top(h: DataFrame, n: int = 20) -> DataFrame:

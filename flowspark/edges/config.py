@@ -7,6 +7,7 @@ in job code. A bad value fails here, before a SparkSession starts, with a messag
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -17,10 +18,9 @@ from typing import Any
 
 from flowspark.core.dedup import CARRIED, DEFAULT_KEY
 from flowspark.core.detections.base import AllowEntry, Thresholds, parse_allow
-from flowspark.core.reports import HuntThresholds
 from flowspark.core.schema import BY_COLUMN, EXTRA_FIELDS_COLUMN
 
-_HUNT = HuntThresholds()  # the hunt thresholds' defaults and their reasons live in core/reports.py
+log = logging.getLogger("flowspark.config")
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,19 +109,6 @@ class ReportsConfig:
     # ASN organisations (as the --asn-db names them, case-insensitive) left out of top_peers, e.g. a CDN or
     # your own provider whose traffic is known and would crowd out the peers worth a look; default none
     asn_exclude_orgs: tuple[str, ...] = ()
-    scan_min_targets: int = _HUNT.scan_min_targets
-    scan_max_packets: float = _HUNT.scan_max_packets
-    scan_max_size_cv: float = _HUNT.scan_max_size_cv
-    cred_ports: tuple[int, ...] = _HUNT.cred_ports
-    cred_min_flows: int = _HUNT.cred_min_flows
-    cred_min_bytes: int = _HUNT.cred_min_bytes
-    cred_min_seconds: int = _HUNT.cred_min_seconds
-    beacon_min_flows: int = _HUNT.beacon_min_flows
-    beacon_max_mean_bytes: int = _HUNT.beacon_max_mean_bytes
-    beacon_max_dispersion: float = _HUNT.beacon_max_dispersion
-    exfil_min_bytes: int = _HUNT.exfil_min_bytes
-    exfil_factor: float = _HUNT.exfil_factor
-    exfil_min_baseline_hours: int = _HUNT.exfil_min_baseline_hours
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -132,55 +119,19 @@ class ReportsConfig:
                 object.__setattr__(self, f.name, float(value))
             elif isinstance(f.default, int) and not isinstance(f.default, bool) and value < 0:
                 raise ConfigError(f"[reports] {f.name} must be 0 or more, got {value!r}")
-        try:
-            object.__setattr__(self, "cred_ports", tuple(int(p) for p in self.cred_ports))
-        except (TypeError, ValueError):
-            raise ConfigError(f"[reports] cred_ports must be port numbers, got {self.cred_ports!r}") from None
         if self.top_n < 1:
             raise ConfigError("[reports] top_n must be at least 1")
         if self.bytes_per_gb < 1:
             raise ConfigError("[reports] bytes_per_gb must be at least 1")
 
 
-_DET = Thresholds()  # the detection thresholds' defaults and their reasons live in core/detections/base.py
 
 
 @dataclass(frozen=True)
-class DetectionsConfig:
-    """[detections]: the thresholds of flowspark findings (flowspark.core.detections.base.Thresholds says
-    why each default), the allowlist and your own public prefixes."""
+class DetectionsConfig(Thresholds):
+    """[detections]: the thresholds of flowspark findings (every field of flowspark.core.detections.base.
+    Thresholds, whose docstring says why each default), the allowlist and your own public prefixes."""
 
-    probe_min_peers: int = _DET.probe_min_peers
-    probe_max_packets: float = _DET.probe_max_packets
-    exposed_ports: tuple[int, ...] = _DET.exposed_ports
-    vscan_min_ports: int = _DET.vscan_min_ports
-    sweep_min_targets: int = _DET.sweep_min_targets
-    sweep_max_size_cv: float = _DET.sweep_max_size_cv
-    brute_ports: tuple[int, ...] = _DET.brute_ports
-    brute_min_attempts: int = _DET.brute_min_attempts
-    brute_max_bytes: int = _DET.brute_max_bytes
-    brute_success_bytes: int = _DET.brute_success_bytes
-    dos_min_pps: int = _DET.dos_min_pps
-    dos_max_packet_bytes: int = _DET.dos_max_packet_bytes
-    dos_min_seconds: int = _DET.dos_min_seconds
-    spam_ports: tuple[int, ...] = _DET.spam_ports
-    spam_min_peers: int = _DET.spam_min_peers
-    unusual_min_bytes: int = _DET.unusual_min_bytes
-    unusual_min_history_days: int = _DET.unusual_min_history_days
-    baseline_days: int = _DET.baseline_days
-    volume_min_bytes: int = _DET.volume_min_bytes
-    volume_factor: float = _DET.volume_factor
-    volume_min_baseline_hours: int = _DET.volume_min_baseline_hours
-    beacon_min_flows: int = _DET.beacon_min_flows
-    beacon_max_mean_bytes: int = _DET.beacon_max_mean_bytes
-    beacon_max_dispersion: float = _DET.beacon_max_dispersion
-    beacon_max_hosts: int = _DET.beacon_max_hosts
-    beacon_exclude_ports: tuple[int, ...] = _DET.beacon_exclude_ports
-    tor_lists: tuple[str, ...] = _DET.tor_lists
-    mining_lists: tuple[str, ...] = _DET.mining_lists
-    blackhole_lists: tuple[str, ...] = _DET.blackhole_lists
-    finding_gap_hours: int = _DET.finding_gap_hours
-    scan_max_packets: float = _DET.scan_max_packets
     # "CIDR DETECTIONS: REASON" lines (DETECTIONS a comma list or *): findings of those detections whose local
     # or peer address is in CIDR are kept, marked suppressed with the reason, and left out of the report
     allow: tuple[str, ...] = ()
@@ -336,10 +287,47 @@ def load_config(env: str = "local", path: str | os.PathLike[str] | None = None) 
     unknown = sorted(set(data) - set(sections) - {"env"})
     if unknown:
         raise ConfigError(f"{conf_file}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sections)}")
+    _hunt_aliases(data)
     built = {name: _build(cls, name, data.get(name, {})) for name, cls in sections.items()}
     cfg = Config(env=str(data.get("env", env)), **built)
     _validate(cfg)
     return cfg
+
+
+# [reports]' hunt thresholds of before the detections: the hunt's flags are findings now, so each is an alias
+# of the [detections] setting of the same rule (None: the rule has no such setting, and it is ignored)
+HUNT_ALIASES = {
+    "scan_min_targets": "sweep_min_targets",
+    "scan_max_packets": "scan_max_packets",
+    "scan_max_size_cv": "sweep_max_size_cv",
+    "cred_ports": "brute_ports",
+    "cred_min_flows": "brute_min_attempts",
+    "cred_min_bytes": "brute_success_bytes",
+    "cred_min_seconds": None,
+    "beacon_min_flows": "beacon_min_flows",
+    "beacon_max_mean_bytes": "beacon_max_mean_bytes",
+    "beacon_max_dispersion": "beacon_max_dispersion",
+    "exfil_min_bytes": "volume_min_bytes",
+    "exfil_factor": "volume_factor",
+    "exfil_min_baseline_hours": "volume_min_baseline_hours",
+}
+
+
+def _hunt_aliases(data: dict[str, Any]) -> None:
+    """Move [reports]' old hunt thresholds to [detections] (in data, before the sections are built), each
+    with a warning naming its new place; a [detections] value of its own wins."""
+    reports, detections = data.get("reports", {}), data.setdefault("detections", {})
+    for old in [k for k in reports if k in HUNT_ALIASES]:
+        value, new = reports.pop(old), HUNT_ALIASES[old]
+        if new is None:
+            log.warning("[reports] %s is ignored: the hunt's flags are findings now, and brute_force has no such "
+                        "setting (flowspark/core/detections/base.py); remove it", old)
+        elif new in detections:
+            log.warning("[reports] %s is ignored: [detections] %s is set; remove the old one", old, new)
+        else:
+            log.warning("[reports] %s is now [detections] %s (the hunt's flags are findings): used there; "
+                        "move it", old, new)
+            detections[new] = value
 
 
 def _validate(cfg: Config) -> None:

@@ -665,10 +665,11 @@ them.</span></p>
 {% for text in glossary_notes %}<p>{{ text }}</p>{% endfor %}</div>
 
 <h2 id="look">What to look at</h2>
-{% if look or intel_look or findings_look or scan_look %}<div class="look"><ul>
+{% if intel_look or findings_look or scan_look %}<div class="look"><ul>
 {% for r in findings_look %}<li><span class="flag">{{ r.severity }} {{ r.detection|replace("_", " ") }}</span>
 ({{ r.technique }} {{ r.technique_name }}): {{ r.local or "" }}{% if r.resource %} ({{ r.resource }}){% endif %}
-{% if r.local and r.peer %}and {% endif %}{{ r.peer or "" }} &mdash; {{ r.evidence }};
+{% if r.local and r.peer %}and {% endif %}{{ r.peer or "" }}{% if r.country_name %} [{{ r.country_name }}]{% endif %}
+&mdash; {{ r.evidence }};
 {{ minute(r.first_seen) }} to {{ minute(r.last_seen) }}{% if r.days > 1 %} ({{ r.days }} days){% endif %}
 <span class="note">finding {{ r.finding_id }}</span></li>{% endfor %}
 {% for s in scan_look %}<li><span class="flag">{{ s.detection|replace("_", " ") }}: {{ "{:,}".format(s.total) }}
@@ -681,14 +682,9 @@ finding(s)</span> ({{ s.by_severity }}; the Internet's background scanning, in t
 &mdash; {{ r.flows }} flows ({{ r.accepted_flows }} accepted), {{ hbytes(r.bytes_to_listed) }} to it,
 {{ hbytes(r.bytes_from_listed) }} from it, {{ minute(r.first_seen) }} to {{ minute(r.last_seen) }}; list version
 {{ r.version }}, loaded {{ minute(r.loaded_at) }}</li>{% endfor %}
-{% for r in look %}<li><span class="flag">{{ r.flags }}</span>: {{ r.direction }} {{ r.peer }} port {{ r.port }}
-{% if r.asn_org %}(AS{{ r.asn }} {{ r.asn_org }}){% endif %}
-{% if r.country_name %}[{{ r.country_name }}]{% endif %}
-{% if r.peer_aws_service %}(AWS {{ r.peer_aws_service }}){% endif %}
-{% if r.beacon_local_resource %}from {{ r.beacon_local_resource }}{% endif %} &mdash;
-<span title="{{ r.evidence }}">{{ evidence(r.evidence) }}</span></li>{% endfor %}
-</ul></div>{% elif has_hunt %}<p>No peer/port was flagged (scanning, credential access, beaconing,
-exfiltration) with the configured thresholds.</p>{% else %}<p class="note">hunt report not run</p>{% endif %}
+</ul></div>{% elif has_findings %}<p>No open finding in this range.</p>{% else %}<p class="note">The detections
+have not run on this lake: run <code>flowspark findings</code> (or <code>flowspark run</code>, whose default steps
+include it).</p>{% endif %}
 
 {% if ns %}
 <h2 id="traffic">Traffic over time</h2>
@@ -1020,11 +1016,6 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         charts["rejects"] = _barh([str(r["day"]) for r in rj[-30:]], [r["rejects"] for r in rj[-30:]], "lines")
     if network:
         charts.update(_network_charts(network))
-    # up to 5 peer/ports of each flag (rows come largest bytes first), so no kind crowds out the others
-    look: Rows = []
-    flagged = [r for r in hunt.get("peers", []) if r.get("flags")]
-    for kind in ("exfiltration", "beaconing", "credential_access", "scanning"):
-        look += [r for r in flagged if kind in r["flags"].split(",") and r not in look][:5]
     # addresses on an intel list first: accepted contacts, then the most flows
     intel_look = _intel_look(network.get("intel_contacts", []))
     toc = [("reading", "Reading this report"), ("look", "What to look at")]
@@ -1094,7 +1085,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         hunt=hunt,
         network=network,
         has_hunt=bool(hunt),
-        look=look,
+        has_findings="findings" in extras,
         intel_look=intel_look,
         findings_look=[r for r in extras.get("findings", []) if r["detection"] not in SCANS],
         scan_look=_scan_look(extras.get("findings", []), extras.get("finding_counts", [])),

@@ -8,7 +8,7 @@ Reports (rules in :mod:`flowspark.core.reports`):
     runts        by_action, by_port, by_source_network, top_scanners (single-record flows)
     talkers      top_sources, top_destinations; with a NAT (--nat eni-... or an address):
                  nat_services (cost and gateway-endpoint saving per AWS service/region), nat_sources
-    hunt         peers: every flagged peer/port (scanning, credential_access, beaconing, exfiltration)
+    hunt         peers: every peer/port a finding names (its flags: the detections), and the top by bytes
                  and the top N peer/ports by bytes, with the evidence columns
 
 Every section row carries the range it covers (date_from, date_to; null = open) and computed_at; a
@@ -74,16 +74,13 @@ def check_geo_db(path: str) -> None:
     asn.check_geo_database(path)
 
 
-def thresholds(rc: ReportsConfig) -> tuple[R.NtpFilter, R.HuntThresholds, R.NatPrice]:
+def thresholds(rc: ReportsConfig) -> tuple[R.NtpFilter, R.NatPrice]:
     """The core parameters from [reports]."""
     ntp = R.NtpFilter(rc.ntp_filter, rc.ntp_protocol, rc.ntp_port, rc.ntp_packets, rc.ntp_bytes)
-    hunt = R.HuntThresholds(
-        **{f: getattr(rc, f) for f in R.HuntThresholds.__dataclass_fields__}  # same names in both
-    )
     price = R.NatPrice(
         rc.nat_price_per_gb, rc.nat_price_region, rc.nat_price_read_on, rc.bytes_per_gb, rc.endpoint_services
     )
-    return ntp, hunt, price
+    return ntp, price
 
 
 @dataclass
@@ -111,6 +108,7 @@ class _Inputs:
     latest: Optional[DataFrame] = None  # the latest interfaces snapshot row per interface
     ledger: Optional[DataFrame] = None  # ingested_files (the network report's data quality)
     intel: Optional[DataFrame] = None  # intel_lists, each list's newest version
+    findings: Optional[DataFrame] = None  # the open findings of the range (the hunt's flags); None: not computed
     date_from: Optional[dt.date] = None
     date_to: Optional[dt.date] = None
 
@@ -184,7 +182,7 @@ def _sections(
         return _network(inp, rc, opts.top_n, notes, opts.geo_db)
     cf, flows, ip_classes = inp.cf, inp.flows, inp.ip_classes
     assert cf is not None and ip_classes is not None, "run_report classifies the flows for this report"
-    ntp, hunt, price = thresholds(rc)
+    ntp, price = thresholds(rc)
     n = opts.top_n
     if name == "north_south":
         ns = R.north_south(cf, ntp)
@@ -250,7 +248,13 @@ def _sections(
         return out
     if name == "hunt":
         # hunt_top reads the summary twice (the top keys, then the rows): compute it once
-        h = R.hunt(R.hunt_flows(cf, ntp, opts.ip, rc.exclude_aws_peers), hunt).persist(StorageLevel.MEMORY_AND_DISK)
+        if inp.findings is None:
+            notes.append(
+                "hunt: no flags, the detections have not run on this lake (flowspark findings, or the findings "
+                "step of flowspark run, which is a default step)"
+            )
+        hf = R.hunt_flows(cf, ntp, opts.ip, rc.exclude_aws_peers)
+        h = R.hunt(hf, inp.findings, cfg.detections.volume_min_baseline_hours).persist(StorageLevel.MEMORY_AND_DISK)
         keep.append(h)
         peers = h if opts.ip else R.hunt_top(h, n)
         if opts.asn_db:  # the labels of the (bounded) rows kept only
@@ -370,10 +374,14 @@ def _order(key: str) -> list[Any]:
 
 
 def _extras(
-    spark: SparkSession, lake: str, date_from: Optional[dt.date], date_to: Optional[dt.date]
+    spark: SparkSession,
+    lake: str,
+    date_from: Optional[dt.date],
+    date_to: Optional[dt.date],
+    geo_db: Optional[str] = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The other tables the HTML report shows, when they exist: tag counts, compaction ratio, rejects
-    per day (of ingest). All small aggregates."""
+    per day (of ingest), the open findings (with their peer's country, given geo_db). All small."""
     out: dict[str, list[dict[str, Any]]] = {}
     if tables.exists(spark, lake, tables.TAG_COUNTS):
         tc = in_dates(tables.read(spark, lake, tables.TAG_COUNTS), date_from, date_to)
@@ -404,7 +412,10 @@ def _extras(
         each = found.where(~scans).orderBy(*order).limit(40)
         w = Window.partitionBy("detection").orderBy(*order)
         examples = found.where(scans).withColumn("_n", F.row_number().over(w)).where(F.col("_n") <= 3).drop("_n")
-        out["findings"] = _rows(each.unionByName(examples).orderBy(*order), 100)
+        shown = each.unionByName(examples)
+        if geo_db:
+            shown = R.with_country(shown, asn.peer_country(shown, geo_db), "peer")
+        out["findings"] = _rows(shown.orderBy(*order), 100)
         out["finding_counts"] = _rows(found.groupBy("detection", "severity").count(), 100)
     if tables.exists(spark, lake, tables.FLOW_REJECTS) and tables.exists(spark, lake, tables.INGESTED_FILES):
         rej = tables.read(spark, lake, tables.FLOW_REJECTS)
@@ -466,6 +477,11 @@ def run_report(
         keep.append(latest)
         inp.latest = latest
         inp.interfaces, inp.addresses = R.interface_resources(latest), R.address_resources(latest)
+    if "hunt" in names and tables.exists(spark, lake, tables.FINDINGS):
+        from flowspark.pipelines.findings import in_range, read_findings  # it imports this module
+
+        found = in_range(read_findings(spark, lake), date_from, date_to).where(F.col("status") == "open")
+        inp.findings = found.select("detection", "peer", "protocol", "port", "evidence")
     if "network" in names and tables.exists(spark, lake, tables.INGESTED_FILES):
         inp.ledger = tables.read(spark, lake, tables.INGESTED_FILES)
     if "network" in names and tables.exists(spark, lake, tables.INTEL_LISTS):
@@ -529,7 +545,7 @@ def run_report(
             "column_notes": summary.column_notes,
             "formats": formats,  # the HTML's "N more rows in ..." names only the files written
             "top_n": opts.top_n,
-            "nat_price": thresholds(cfg.reports)[2],
+            "nat_price": thresholds(cfg.reports)[1],
             "price_source": cfg.reports.nat_price_source,
         }
         if "csv" in formats:
@@ -537,7 +553,7 @@ def run_report(
         if "xlsx" in formats:
             summary.files.append(str(render.write_xlsx(out / f"flowspark_{stem}.xlsx", results)))
         if "html" in formats:
-            extras = _extras(spark, lake, date_from, date_to)
+            extras = _extras(spark, lake, date_from, date_to, opts.geo_db)
             # what the lake costs to store, from the Delta logs (no data file is read)
             storage = run_stats(spark, cfg, lake)
             extras["storage"], extras["storage_days"] = storage.report_rows(

@@ -32,9 +32,9 @@ from flowspark.pipelines.tag import run_tag_lake
 
 STEPS = ("ingest", "dedup", "tag", "classify", "findings", "reports")
 # ingest keeps flows itself; dedup compacts days again from flow_records (another window: `flowspark dedup`)
-# findings is asked for (--steps ...,findings,reports): every detection is a pass over the range and its
-# baseline days, minutes on a day of data; make demo asks for it
-DEFAULT_STEPS = ("ingest", "tag", "classify", "reports")
+# findings: every detection over the days and their baseline days; the reports' hunt flags and "What to look
+# at" read the findings it writes
+DEFAULT_STEPS = ("ingest", "tag", "classify", "findings", "reports")
 
 
 def parse_steps(text: str) -> list[str]:

@@ -111,8 +111,8 @@ class Thresholds:
     probe_min_peers = 20        port_probe: 20 distinct Internet peers probing one port of one host in a
                                 day. Scanners of the whole Internet (Shodan, Censys, botnets) do this to any
                                 open address; a port no one probes is one no one knows is there
-    probe_max_packets = 3.0     a probe is 1-3 packets a record (SYN, SYN+RST, one datagram); a real client
-                                sends more
+    scan_max_packets = 3.0      a probe is 1-3 packets a record (SYN, SYN+RST, one datagram); a real client
+                                sends more (port_probe, vertical_scan and horizontal_sweep alike)
     exposed_ports = (22, 23, 445, 1433, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 9200, 11211, 27017)
                                 ports that should not answer the Internet (remote shells, SMB, databases,
                                 caches, search): a probe ACCEPTed on one of them is HIGH (the port is open)
@@ -166,7 +166,6 @@ class Thresholds:
     """
 
     probe_min_peers: int = 20
-    probe_max_packets: float = 3.0
     exposed_ports: tuple[int, ...] = (22, 23, 445, 1433, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 9200, 11211, 27017)
     vscan_min_ports: int = 15
     sweep_min_targets: int = 10
@@ -195,7 +194,6 @@ class Thresholds:
     mining_lists: tuple[str, ...] = ("mining_pools",)
     blackhole_lists: tuple[str, ...] = ("blackhole", "sinkhole")
     finding_gap_hours: int = 24
-    # flows of the scanning rules: at most this many packets a record (shared by probe, vertical, sweep)
     scan_max_packets: float = 3.0
 
 
