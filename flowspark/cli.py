@@ -928,6 +928,10 @@ def cmd_findings(args: argparse.Namespace, cfg: Config) -> int:
     findings.check_format(args.findings_format, args.out)  # before Spark starts
     if (args.findings_format == "asff" or args.to_securityhub) and not (args.account_id and args.region):
         raise ValueError("--format asff and --to-securityhub need --account-id (12 digits) and --region")
+    if args.geo_db:
+        from flowspark.pipelines.report import check_geo_db
+
+        check_geo_db(args.geo_db)
     spark = spark_for(cfg)
     summary = findings.run_findings(
         spark,
@@ -943,6 +947,7 @@ def cmd_findings(args: argparse.Namespace, cfg: Config) -> int:
         endpoint_url=args.securityhub_endpoint,
         evidence_per_finding=args.evidence,
         progress=_progress_line,
+        geo_db=args.geo_db,
     )
     print(summary.text())
     return 1 if summary.failed else 0
@@ -971,6 +976,12 @@ def _findings_parser(sub: Any) -> None:
     p.add_argument("--format", dest="findings_format", choices=["jsonl", "asff"], help="the file's format")
     p.add_argument("--out", metavar="FILE", help="the file to write (with --format)")
     p.add_argument("--evidence", type=int, default=20, metavar="N", help="evidence flows per finding in jsonl (20)")
+    p.add_argument(
+        "--geo-db",
+        metavar="FILE",
+        help="offline MaxMind-format country database (.mmdb): each jsonl finding's peer gets country and "
+        "country_name",
+    )
     p.add_argument("--to-securityhub", action="store_true", help="send the open findings to Security Hub")
     p.add_argument("--account-id", help="the AWS account the findings belong to (ASFF's AwsAccountId)")
     p.add_argument("--region", help="the Security Hub region (ASFF's ProductArn)")

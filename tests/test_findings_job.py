@@ -15,7 +15,7 @@ import pytest
 from flowspark.edges import securityhub, tables
 from flowspark.pipelines.findings import read_findings, run_findings, run_mark
 from tests.moto_server import moto_server
-from tests.test_detections import DAY, EXPECTED, _rows
+from tests.test_detections import C2, DAY, EXPECTED, _rows
 from tests.test_reports import classes, frame
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -33,6 +33,17 @@ def lake(spark, tmp_path_factory):
     return lake
 
 
+def country_db(path):
+    """A MaxMind-format country database (GeoLite2-Country's shape) holding C2's network only."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    w = MMDBWriter(ip_version=6, database_type="GeoLite2-Country", ipv4_compatible=True)
+    w.insert_network(IPSet(["86.70.0.0/16"]), {"country": {"iso_code": "NL", "names": {"en": "Netherlands"}}})
+    w.to_db_file(str(path))
+    return str(path)
+
+
 def _ids(spark, lake):
     return sorted(
         (r.detection, r.local, r.peer, r.finding_id) for r in tables.read(spark, lake, tables.FINDINGS).collect()
@@ -44,10 +55,16 @@ def test_findings_job_jsonl_rerun_asff_security_hub_and_benign(spark, cfg, lake,
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")  # moto's server takes any
     out = tmp_path / "findings.jsonl"
-    first = run_findings(spark, cfg, lake, DAY, DAY, fmt="jsonl", out=str(out))
+    first = run_findings(spark, cfg, lake, DAY, DAY, fmt="jsonl", out=str(out), geo_db=country_db(tmp_path / "c.mmdb"))
     assert first.activity_rows == len(EXPECTED) and first.exported == len(EXPECTED)
     assert sum(sum(v.values()) for v in first.by_detection.values()) == len(EXPECTED)
     docs = [json.loads(line) for line in out.read_text().splitlines()]
+    # --geo-db: the peer's country on each finding that names a peer (only C2's network is in the database)
+    assert {(d["peer"], d["country"], d["country_name"]) for d in docs if d["peer"]} == {
+        (d["peer"], "NL" if d["peer"] == C2 else None, "Netherlands" if d["peer"] == C2 else None)
+        for d in docs
+        if d["peer"]
+    } and any(d["peer"] == C2 for d in docs)
     got = sorted((d["detection"], d["local"], d["peer"], d["protocol"], d["port"], d["severity"]) for d in docs)
     assert sorted(got, key=str) == sorted(EXPECTED, key=str)
     dos = next(d for d in docs if d["detection"] == "outbound_dos")

@@ -31,7 +31,7 @@ from flowspark.core.detections.engine import detect, detection_flows, history_st
 from flowspark.core.detections.findings import FINDING_COLUMNS, evidence_flows, findings
 from flowspark.core.detections.lists import listed_peers
 from flowspark.core.ipranges import classified_flows
-from flowspark.edges import securityhub, tables
+from flowspark.edges import asn, securityhub, tables
 from flowspark.edges.config import Config
 from flowspark.pipelines.common import utc_now
 from flowspark.pipelines.report import FLOW_COLUMNS, thresholds
@@ -125,7 +125,12 @@ def run_findings(
     endpoint_url: Optional[str] = None,
     evidence_per_finding: int = 20,
     progress: Optional[Callable[[str], None]] = None,
+    geo_db: Optional[str] = None,
 ) -> FindingsSummary:
+    """Every detection over [date_from, date_to] (and baseline_days before it for history): detection_activity's
+    days replaced, findings derived again from every stored day; with fmt and out the open findings of the
+    range written (jsonl with evidence flows and, given geo_db, the peer's country; or asff), sent to Security
+    Hub with to_securityhub."""
     t0 = time.time()
     check_format(fmt, out)
     asff = fmt == "asff" or to_securityhub
@@ -184,7 +189,10 @@ def run_findings(
                 summary.benign += int(r["count"])
         if fmt or to_securityhub:
             chosen = found.where(F.col("status") == "open")
-            items = [r.asDict() for r in chosen.orderBy("first_seen", "finding_id").collect()]
+            labelled = chosen
+            if geo_db and fmt == "jsonl":
+                labelled = R.with_country(chosen, asn.peer_country(chosen, geo_db), "peer")
+            items = [r.asDict() for r in labelled.orderBy("first_seen", "finding_id").collect()]
             evidence: dict[str, list[dict[str, Any]]] = {}
             if fmt == "jsonl" and items:
                 for r in evidence_flows(chosen, rows, evidence_per_finding).collect():
