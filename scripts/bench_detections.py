@@ -42,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    from flowspark.edges import tables
     from flowspark.edges.config import with_overrides
     from flowspark.pipelines.common import create_session, load_config
-    from flowspark.pipelines.intel import run_intel_load
-    from flowspark.pipelines.run import run_daily
+    from flowspark.pipelines.quality import run_scenario
     from flowspark.scenario import DETECTIONS, LOCAL_PREFIXES, generate, score
 
     out = Path(args.out)
@@ -68,19 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             work = out / f"seed{seed}"
             truth = generate(str(work), seed=seed, days=args.days)
-            lake = str(work / "lake")
-            for name, rel in truth["lists"].items():
-                run_intel_load(spark, lake, name, str(work / rel))
-            run_daily(
-                spark,
-                cfg,
-                lake,
-                str(work / "raw"),
-                steps=("ingest", "classify", "findings"),
-                ip_ranges=str(REPO / "data" / "ip-ranges-2020-04-01.json"),
-                progress=lambda _text: None,
-            )
-            rows = [r.asDict() for r in tables.read(spark, lake, tables.FINDINGS).collect()]
+            rows = run_scenario(spark, cfg, str(work), truth)
             s = score(rows, truth)
             for d, r in s["detections"].items():
                 t = totals.setdefault(d, {"planted": 0, "found": 0, "findings": 0, "true": 0})

@@ -8,18 +8,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from flowspark.edges import tables
 from flowspark.edges.config import with_overrides
 from flowspark.pipelines.findings import run_findings
-from flowspark.pipelines.intel import run_intel_load
-from flowspark.pipelines.run import run_daily
+from flowspark.pipelines.quality import run_scenario
 from flowspark.scenario import DETECTIONS, LOCAL_PREFIXES, generate, score
-
-REPO = Path(__file__).resolve().parents[1]
 
 TRUTH = {
     "patterns": [
@@ -105,18 +101,7 @@ def test_every_planted_pattern_is_found_and_no_look_alike(spark, cfg, tmp_path):
     truth = generate(str(tmp_path), seed=11, days=6)
     lake = str(tmp_path / "lake")
     cfg = with_overrides(cfg, detections={"local_prefixes": tuple(LOCAL_PREFIXES)})
-    for name, rel in truth["lists"].items():
-        run_intel_load(spark, lake, name, str(tmp_path / rel))
-    run_daily(
-        spark,
-        cfg,
-        lake,
-        str(tmp_path / "raw"),
-        steps=("ingest", "classify", "findings"),
-        ip_ranges=str(REPO / "data" / "ip-ranges-2020-04-01.json"),
-        progress=lambda _t: None,
-    )
-    s = score([r.asDict() for r in tables.read(spark, lake, tables.FINDINGS).collect()], truth)
+    s = score(run_scenario(spark, cfg, str(tmp_path), truth), truth)
     assert s["missed"] == [] and s["false_positives"] == []
     assert all(r["recall"] == 1.0 for r in s["detections"].values() if r["planted"])
 
