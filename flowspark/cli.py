@@ -197,15 +197,20 @@ def cmd_packages(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
-    from flowspark.pipelines.ingest import run_ingest
+    from flowspark.pipelines.common import local_table_exists
+    from flowspark.pipelines.ingest import as_flows_refusal, run_ingest
 
     if args.input_format:
         check_flow_format(args.input_format)  # fail before Spark starts
     require_source(args.source)
+    if args.as_flows:
+        why = as_flows_refusal(args.lake, args.keep_records, local_table_exists(args.lake, "flow_records"))
+        if why:
+            raise ConfigError(why)
     spark = spark_for(cfg)
     summary = run_ingest(
         spark, cfg, args.source, args.lake, args.date_from, args.date_to, fmt=args.input_format, force=args.force,
-        keep_records=args.keep_records,
+        keep_records=args.keep_records, as_flows=args.as_flows,
     )
     print(summary.text())
     return ingest_exit(args.command, summary, args.max_reject_ratio)
@@ -242,7 +247,8 @@ def _ingest_parser(sub: Any) -> None:
         help="raw flow logs (folder or S3) -> <lake>/flows (merged per 1 h window), flow_records, flow_rejects",
         description=(
             "Read VPC flow logs (text .log/.log.gz with or without a header, any format of versions 2-11; "
-            "or .log.parquet) from a folder or S3 prefix, in the default or Hive-style key layout; merge "
+            ".log.parquet; or OCSF Network Activity Parquet as Amazon Security Lake or 'flowspark export ocsf' "
+            "writes it) from a folder or S3 prefix, in the default or Hive-style key layout; merge "
             "their records into <lake>/flows (one row per 1 h window and flow key) and keep them in "
             "<lake>/flow_records (unless --no-keep-records). Lines that do not parse go to <lake>/flow_rejects with "
             "file, line and reason. Objects already ingested (same path, size and modification time) are "
@@ -260,6 +266,12 @@ def _ingest_parser(sub: Any) -> None:
         help="read the objects again even if already ingested and replace their rows (never appends them twice)",
     )
     _keep_records_option(p)
+    p.add_argument(
+        "--as-flows",
+        action="store_true",
+        help="OCSF events that aggregate records (count > 1, as 'export ocsf' writes flows) go into <lake>/flows "
+        "with their counts (refused otherwise, with a reason); such a lake keeps no flow_records",
+    )
     add_common(p)
     p.set_defaults(handler=cmd_ingest)
 

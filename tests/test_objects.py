@@ -182,14 +182,15 @@ def test_default_suffixes_and_the_option(spark, cfg, broken_source, tmp_path):
     (tmp_path / "a.log").write_text(HEADER + "\n")
     (tmp_path / "b.log.parquet").write_bytes(b"PAR1")
     default = {Path(f.path).name for f in discover(spark, str(tmp_path), cfg.ingest.text_suffixes + cfg.ingest.parquet_suffixes)}
-    assert default == {"a.log", "b.log.parquet"}
+    # any .parquet: AWS's .log.parquet, and OCSF events (Security Lake's objects, export ocsf's files)
+    assert default == {"a.log", "b.log.parquet", "z.parquet"}
     conf = tmp_path / "conf.toml"
     conf.write_text('[ingest]\ntext_suffixes = [".log", ".txt"]\n')
     from flowspark.edges.config import load_config
 
     opted = load_config(path=conf)
     got = {Path(f.path).name for f in discover(spark, str(tmp_path), opted.ingest.text_suffixes + opted.ingest.parquet_suffixes)}
-    assert got == {"a.log", "x.txt", "b.log.parquet"}
+    assert got == {"a.log", "x.txt", "b.log.parquet", "z.parquet"}
 
 
 # ------------------------------------------------------------------ S3 (moto server), fresh process

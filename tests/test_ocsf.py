@@ -233,7 +233,8 @@ def test_the_mapping_of_addresses_sides_actions_and_the_rest(spark, tmp_path):
     assert (unknown.connection_info.direction_id, unknown.connection_info.boundary_id) == (0, 0)
     assert (nat.src_endpoint.svc_name, nat.metadata.product.version, nat.metadata.version) == ("S3", "5", "1.1.0")
     # what OCSF has no place for, as text; extra_fields with it
-    assert nat.unmapped == {"reject_reason": "1", "new-field": "x"}
+    # (pkt-dstaddr equal to dstaddr: dst_endpoint.ip is both, and unmapped keeps it for the way back)
+    assert nat.unmapped == {"reject_reason": "1", "new-field": "x", "pkt_dstaddr": "10.0.0.9"}
     assert out.unmapped == {"tgw_id": "tgw-1"}
     assert (nat.accountId, nat.eventDay) == ("111", "20240601")
 

@@ -33,7 +33,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, MapType, StringType
 
-from flowspark.core.schema import BY_COLUMN, EVENT_DATE, EXTRA_FIELDS_COLUMN, FIELDS, is_data_record
+from flowspark.core.schema import BY_COLUMN, EVENT_DATE, EXTRA_FIELDS_COLUMN, FIELDS, WEIGHT, is_data_record
 
 DEFAULT_KEY = ("account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action")
 # A Transit Gateway record has no interface-id or action: its attachment is what tells two flows apart.
@@ -192,7 +192,8 @@ def flow_rows(
         return data.select(
             window_start(F.col("start"), seconds).alias("window_start"),
             *[col(c) for c in keys],
-            F.lit(1).cast("long").alias("records"),
+            # one record each; an OCSF aggregate event (ingest --as-flows) its count
+            (F.coalesce(F.col(WEIGHT), F.lit(1)) if WEIGHT in present else F.lit(1)).cast("long").alias("records"),
             *[col(c) for c in AGGREGATES],
             *[col(c) for c in carried],
             F.col(EVENT_DATE),

@@ -55,6 +55,7 @@ from flowspark.core.schema import (
     PERCENT_ENCODED,
     SOURCE_FILE,
     SOURCE_LINE,
+    WEIGHT,
     Field,
 )
 
@@ -100,7 +101,7 @@ TGW_FIELDS = frozenset(
 # What a number may be wrapped in (Spark's casts trim these): ASCII control characters and the space.
 _TRIMMED = "".join(chr(c) for c in range(0x21)) + "\x7f"
 _ODD = ("\ufeff", "\r", "\t", "\u00a0")  # become spaces before a line is split
-_FILE_DAY = re.compile(r"_(\d{8})T\d{4}Z_")
+_FILE_DAY = re.compile(r"_(\d{8})T\d{4}Z_|/eventDay=(\d{8})/")  # AWS's object name; Security Lake's folder
 # An AWS object's name: {account}_vpcflowlogs_{region}_{flow log id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz (or
 # .log.parquet), in the plain and the Hive-compatible layouts alike.
 _FILE_ORIGIN = re.compile(r"(?:^|/)(\d{12})_vpcflowlogs_([a-z]{2}(?:-[a-z]+)+-\d+)_[^/]*$")
@@ -133,6 +134,7 @@ PARSED = pa.schema(
         (OBJECT_HEADERS, pa.int64()),
         (OBJECT_BLANK, pa.int64()),
         (OBJECT_UNKNOWN, pa.string()),
+        (WEIGHT, pa.int64()),
     ]
 )
 RECORD_COLUMNS = [f.column for f in FIELDS] + [EXTRA_FIELDS_COLUMN, SOURCE_FILE, SOURCE_LINE, EVENT_DATE]
@@ -152,6 +154,7 @@ def parsed_ddl() -> str:
         f"{OBJECT_HEADERS} bigint",
         f"{OBJECT_BLANK} bigint",
         f"{OBJECT_UNKNOWN} string",
+        f"{WEIGHT} bigint",
     ]
     return ", ".join(cols)
 
@@ -322,15 +325,16 @@ class KeyFields:
 Rule = KeyFields | Number | OneOf | Version
 
 
-def rules_for(names: Sequence[str]) -> list[Rule]:
+def rules_for(names: Sequence[str], version: bool = True) -> list[Rule]:
     """The rule table of one format (field names in any order; unknown names allowed), in report order
-    (undecodable bytes come last, after these)."""
+    (undecodable bytes come last, after these). version=False leaves out the format's version rule (OCSF
+    events: their fields are not a flow log's format, each record keeps its own version)."""
     present = set(names)
     key = KeyFields.of_format(names)
     rules: list[Rule] = [key] if key is not None else []
     rules += [Number(f, RANGES.get(f.aws)) for f in FIELDS if f.aws in present and f.kind != "string"]
     rules += [OneOf(aws, allowed) for aws, allowed in ENUMS.items() if aws in present]
-    if "version" in present:
+    if "version" in present and version:
         rules.append(Version.of_format(names))
     return rules
 
@@ -429,14 +433,16 @@ def _clean(lines: pa.Array) -> pa.Array:
 
 
 def file_day(source_file: str) -> int | None:
-    """The delivery day in an AWS object name, as days since 1970-01-01 (None without one)."""
+    """The delivery day in an AWS object name (or the eventDay=YYYYMMDD folder of Security Lake's layout), as
+    days since 1970-01-01 (None without one)."""
     import datetime as dt
 
     m = _FILE_DAY.search(source_file)
     if not m:
         return None
+    ymd = m.group(1) or m.group(2)
     try:
-        day = dt.date(int(m.group(1)[:4]), int(m.group(1)[4:6]), int(m.group(1)[6:]))
+        day = dt.date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
     except ValueError:
         return None
     return (day - dt.date(1970, 1, 1)).days
@@ -484,6 +490,7 @@ def _columns(
     undecodable: pa.Array | None,
     fallback_day: np.ndarray | None,
     count_reason: pa.Array | None = None,
+    version: bool = True,
 ) -> tuple[dict[str, pa.Array], pa.Array]:
     """Typed columns and the reason of each row from the raw strings of the format's fields (null for
     '-'; rows whose field count is wrong hold nulls and their `count_reason`)."""
@@ -494,7 +501,7 @@ def _columns(
     typed: dict[str, pa.Array] = {}
     reasons: list[pa.Array | None] = []
     numbers: dict[str, _Numbers] = {}
-    for rule in rules_for(names):
+    for rule in rules_for(names, version):
         if isinstance(rule, Number):
             num = _parse_numbers(raw[rule.field.aws], rule.field.kind)
             numbers[rule.field.aws] = num
@@ -580,6 +587,7 @@ def _rows(
     raw_text: Any,
     undecodable: pa.Array | None = None,
     count_reason: pa.Array | None = None,
+    version: bool = True,
 ) -> pa.RecordBatch:
     """PARSED rows for the lines `at` (indexes into `lines`) from their fields' raw strings; raw_text(i) gives
     the text of the i-th of them (asked for rejected lines only)."""
@@ -587,7 +595,7 @@ def _rows(
     files = pa.array(lines.files, pa.string())
     ids = lines.file_ids[at]
     days = np.array([d if (d := file_day(f)) is not None else -1 for f in lines.files], dtype=np.int64)[ids]
-    typed, reason = _columns(raw, fmt.names, n, undecodable, days, count_reason)
+    typed, reason = _columns(raw, fmt.names, n, undecodable, days, count_reason, version)
     valid = pc.is_null(reason)
     bad = np.flatnonzero(~valid.to_numpy(zero_copy_only=False))
     raw_line = None
@@ -795,10 +803,19 @@ def parquet_format(column_names: Sequence[str]) -> TextFormat:
     return TextFormat(tuple(c.lower().replace("_", "-") if c.lower() in BY_COLUMN else c for c in column_names), True)
 
 
-def parse_parquet_batch(batch: pa.RecordBatch, first_row: int, source_file: str) -> pa.RecordBatch:
+def parse_parquet_batch(
+    batch: pa.RecordBatch,
+    first_row: int,
+    source_file: str,
+    reject: pa.Array | None = None,
+    weight: pa.Array | None = None,
+    extra: pa.Array | None = None,
+) -> pa.RecordBatch:
     """Rows of a Parquet delivery (columns matched by name, in any order) as PARSED rows, by the same rules
     as text: each value is read as the text it would be in a text delivery. A row's line number is its
-    position in the file; the raw line of a rejected row is the row as JSON (null fields left out)."""
+    position in the file; the raw line of a rejected row is the row as JSON (null fields left out).
+    OCSF events (core.ocsf_in) come with `reject` (a reason that rejects the row before any rule, null for
+    none), `weight` (WEIGHT) and `extra` (extra_fields); their fields have no format version to check."""
     fmt = parquet_format(batch.schema.names)
     n = batch.num_rows
     raw: dict[str, pa.Array] = {}
@@ -812,4 +829,9 @@ def parse_parquet_batch(batch: pa.RecordBatch, first_row: int, source_file: str)
     def row_json(i: int) -> str:
         return _json({k: v for k, v in batch.slice(i, 1).to_pylist()[0].items() if v is not None})
 
-    return _rows(lines, np.arange(n), fmt, raw, row_json)
+    ocsf = weight is not None
+    rows = _rows(lines, np.arange(n), fmt, raw, row_json, count_reason=reject, version=not ocsf)
+    if not ocsf:
+        return rows
+    rows = rows.set_column(rows.schema.get_field_index(WEIGHT), WEIGHT, weight)
+    return rows.set_column(rows.schema.get_field_index(EXTRA_FIELDS_COLUMN), EXTRA_FIELDS_COLUMN, extra)

@@ -7,7 +7,8 @@ to (ocsf/examples, mappings/markdown/AWS/v1.1.0/VPC Flowlogs), and what it leave
 
 - srcaddr/dstaddr -> src_endpoint.ip/dst_endpoint.ip; when pkt-srcaddr/pkt-dstaddr differ from them (NAT,
   a load balancer) the packet's address is the endpoint's ip and the interface's address its
-  intermediate_ips.
+  intermediate_ips; when they are equal, the endpoint's ip is both and `unmapped` keeps pkt-* (so that
+  reading the event back, core.ocsf_in, gives the record's fields as written).
 - interface-id, vpc-id, subnet-id, instance-id -> the endpoint on the interface's side: dst_endpoint for
   ingress, src_endpoint for egress; without flow-direction the side is not known: unmapped.
 - ACCEPT -> activity 6 Traffic, action Allowed, disposition Allowed; REJECT -> activity 5 Refuse, Denied,
@@ -132,6 +133,13 @@ def _unmapped(df: DataFrame, direction: Column) -> Column:
         F.struct(F.lit(c).alias("k"), F.when(direction.isNull(), F.col(c)).alias("v"))
         for c in SIDED
         if c in df.columns
+    ]
+    # pkt-srcaddr/pkt-dstaddr equal to srcaddr/dstaddr: the endpoint's ip is both; kept here so that reading
+    # the event back (core.ocsf_in) gives the record's fields as they were
+    entries += [
+        F.struct(F.lit(pkt).alias("k"), F.when(F.col(pkt) == F.col(addr), F.col(pkt)).alias("v"))
+        for pkt, addr in (("pkt_srcaddr", "srcaddr"), ("pkt_dstaddr", "dstaddr"))
+        if pkt in df.columns
     ]
     kept = F.filter(F.array(*entries), lambda e: e["v"].isNotNull())
     as_map = F.map_from_entries(kept)

@@ -199,6 +199,9 @@ EXTRA_FIELDS_COLUMN = "extra_fields"
 SOURCE_FILE = "source_file"
 SOURCE_LINE = "source_line"
 EVENT_DATE = "event_date"
+# How many records a parsed row stands for, null for one: only an aggregate OCSF event loaded into flows
+# (`ingest --as-flows`) weighs more. Never a column of flow_records.
+WEIGHT = "_weight"
 
 
 def parse_format(fmt: str) -> list[str]:

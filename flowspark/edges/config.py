@@ -64,7 +64,7 @@ class IngestConfig:
     # write, only. A bare ".gz" or ".parquet" would pick up other services' objects under AWSLogs/
     # (CloudTrail's .json.gz, ...) and reject every line of them; add others here when you need them.
     text_suffixes: tuple[str, ...] = (".log.gz", ".log")
-    parquet_suffixes: tuple[str, ...] = (".log.parquet",)
+    parquet_suffixes: tuple[str, ...] = (".parquet",)
     # Fields not stored (NULL in flow_records and flows), by AWS or column name: e.g. the version 11 tag values,
     # which can hold personal data. Only carried fields: the key and the counts are what compaction needs.
     drop_fields: tuple[str, ...] = ()

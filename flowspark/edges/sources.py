@@ -30,6 +30,7 @@ from flowspark.core.ipranges import IpRangesError, decode_ip_ranges
 _YEAR = re.compile(r"^(?:year=)?((?:19|20)\d\d)$")
 _MONTH = re.compile(r"^(?:month=)?(0[1-9]|1[0-2])$")
 _DAY = re.compile(r"^(?:day=)?(0[1-9]|[12]\d|3[01])$")
+_EVENT_DAY = re.compile(r"^eventDay=(\d{4})(\d{2})(\d{2})$")  # Security Lake's layout (and export ocsf's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,12 @@ def _date_prune(parts: list[str], date_from: dt.date | None, date_to: dt.date | 
         return False
     year = month = None
     for i, seg in enumerate(parts):
+        if ed := _EVENT_DAY.match(seg):
+            try:
+                day = dt.date(*(int(g) for g in ed.groups()))
+            except ValueError:
+                return False
+            return not ((date_from or dt.date.min) <= day <= (date_to or dt.date.max))
         m = _YEAR.match(seg)
         if not m:
             continue
@@ -553,13 +560,16 @@ def text_rows(
     yield from batcher.flush()
 
 
-def parquet_rows(source_file: str, data: bytes) -> Iterator[Any]:
+def parquet_rows(source_file: str, data: bytes, as_flows: bool = False) -> Iterator[Any]:
     """Every row of a Parquet delivery as parsed Arrow batches (columns matched by name), then the object's
-    summary row (a file that is not Parquet, or breaks off, is a broken object)."""
+    summary row (a file that is not Parquet, or breaks off, is a broken object). A file of OCSF Network
+    Activity events (Security Lake's, or `flowspark export ocsf`'s) is read through core.ocsf_in: its
+    aggregate events (count > 1) are rejected unless `as_flows`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from flowspark.core import lines as L
+    from flowspark.core import ocsf_in
 
     rows = 0
     problem = None
@@ -568,10 +578,17 @@ def parquet_rows(source_file: str, data: bytes) -> Iterator[Any]:
         if not data:
             raise ObjectProblem("empty object (0 bytes)")
         pf = pq.ParquetFile(pa.BufferReader(data))
-        unknown = L.parquet_format(pf.schema_arrow.names).unknown
+        ocsf = ocsf_in.is_ocsf(pf.schema_arrow.names)
+        names: dict[str, None] = {}
         for batch in pf.iter_batches(batch_size=_BATCH_LINES):
-            yield L.parse_parquet_batch(batch, rows + 1, source_file)
+            if ocsf:
+                f = ocsf_in.flow_log_fields(batch, as_flows)
+                names.update(dict.fromkeys(f.unknown))
+                yield L.parse_parquet_batch(f.flat, rows + 1, source_file, f.reject, f.weight, f.extra)
+            else:
+                yield L.parse_parquet_batch(batch, rows + 1, source_file)
             rows += batch.num_rows
+        unknown = tuple(names) if ocsf else L.parquet_format(pf.schema_arrow.names).unknown
     except ObjectProblem as exc:
         problem = str(exc)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -580,7 +597,12 @@ def parquet_rows(source_file: str, data: bytes) -> Iterator[Any]:
 
 
 def object_rows(
-    paths: list[str], s3: S3Access, default_format: Sequence[str], parquet_suffixes: tuple[str, ...], client: Any = None
+    paths: list[str],
+    s3: S3Access,
+    default_format: Sequence[str],
+    parquet_suffixes: tuple[str, ...],
+    client: Any = None,
+    as_flows: bool = False,
 ) -> Iterator[Any]:
     """Parsed Arrow batches of these objects (text or Parquet, by suffix), each object's summary row among
     them; source_file is the canonical path. A failure to read an object (S3 access denied, a vanished
@@ -595,7 +617,7 @@ def object_rows(
         try:
             if path.endswith(parquet_suffixes):
                 yield from batcher.flush()
-                yield from parquet_rows(name, b"".join(_raw_chunks(path, s3, client)))
+                yield from parquet_rows(name, b"".join(_raw_chunks(path, s3, client)), as_flows)
             else:
                 text = _text_chunks(path, _raw_chunks(path, s3, client))
                 yield from _text_object(batcher, name, text, default_format)
@@ -632,11 +654,17 @@ def _bins(files: list[SourceFile], n_min: int) -> list[list[str]]:
 
 
 def read_objects(
-    spark: Any, files: list[SourceFile], s3: S3Access, default_format: Sequence[str], parquet_suffixes: tuple[str, ...]
+    spark: Any,
+    files: list[SourceFile],
+    s3: S3Access,
+    default_format: Sequence[str],
+    parquet_suffixes: tuple[str, ...],
+    as_flows: bool = False,
 ) -> Any:
     """A DataFrame (core.lines.PARSED) of every record line of these objects, and one summary row per object,
     parsed on the executors: one task per bin of objects (`spark.range` with one partition per bin: exact
-    placement, no shuffle), each streaming its objects one at a time through `mapInArrow`."""
+    placement, no shuffle), each streaming its objects one at a time through `mapInArrow`. as_flows: OCSF
+    aggregate events are read with their weight (see parquet_rows)."""
     from flowspark.core import lines as L
 
     _check_readable(files)
@@ -649,7 +677,7 @@ def read_objects(
             for task in batch.column(0).to_pylist():
                 paths = bins[task]
                 client = s3.client() if any(not is_local(p) for p in paths) else None
-                for out in object_rows(paths, s3, fmt, parquet_suffixes, client):
+                for out in object_rows(paths, s3, fmt, parquet_suffixes, client, as_flows):
                     yield L.in_zone(out, zone)
 
     return spark.range(0, len(bins), 1, len(bins)).mapInArrow(read, L.parsed_ddl())

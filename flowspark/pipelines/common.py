@@ -78,6 +78,15 @@ def require_local(lake: str, names: list[str]) -> None:
             raise FileNotFoundError(missing_table(lake, name))
 
 
+def local_table_exists(lake: str, name: str) -> bool:
+    """Whether a local lake has this Delta table (False for an object-store lake: the job checks those)."""
+    import os
+
+    if not is_local(lake):
+        return False
+    return os.path.isdir(os.path.join(to_local_path(os.path.expanduser(lake)), name, "_delta_log"))
+
+
 def require_source(source: str) -> None:
     """Before Spark starts: FileNotFoundError for a local source folder or file that is not there."""
     import os

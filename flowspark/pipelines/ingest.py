@@ -93,6 +93,7 @@ from flowspark.core.schema import (
     EVENT_DATE,
     SOURCE_FILE,
     SOURCE_LINE,
+    WEIGHT,
     parse_format,
     record_schema,
     reject_schema,
@@ -131,6 +132,8 @@ class IngestSummary:
     skipdata: int = 0
     rejected: int = 0
     rows_written: int = 0  # valid records: the rows flow_records holds for the run (when it keeps them)
+    as_flows: bool = False
+    weighed: int = 0  # with as_flows: the data records the valid events stand for (their OCSF count)
     flow_rows: int = 0  # rows of flows in the windows the run's records fell in, after its merge
     windows: int = 0  # those windows
     # Objects that could not be read to their end (their good lines count above), and objects read whole
@@ -197,6 +200,12 @@ class IngestSummary:
             f"{self.rejected:,}: {'OK' if self.reconciled() else 'MISMATCH'}",
             f"  seconds        {self.seconds:.1f} ({rate:,.0f} records/s)",
         ]
+        if self.as_flows:
+            lines.insert(
+                9,
+                f"  as flows       {self.weighed:,} records in those events' OCSF count -> flows (flow_records not "
+                "kept: aggregates are not records)",
+            )
         if self.unknown_fields:
             lines.insert(
                 5,
@@ -221,13 +230,15 @@ class IngestSummary:
         return "\n".join(lines)
 
 
-def records_of(parsed: DataFrame, drop: Sequence[str] = ()) -> DataFrame:
+def records_of(parsed: DataFrame, drop: Sequence[str] = (), weighted: bool = False) -> DataFrame:
     """The valid records of a parsed frame, in the flow_records schema; the `drop` columns ([ingest]
-    drop_fields, by AWS or column name) NULL."""
+    drop_fields, by AWS or column name) NULL. weighted: with the WEIGHT of each (OCSF aggregates), for the
+    flows merge only."""
     dropped = {d.replace("-", "_") for d in drop}
     types = {f.name: f.dataType for f in record_schema().fields}
     return parsed.where(F.col("kind") == ing.RECORD).select(
-        *[F.lit(None).cast(types[c]).alias(c) if c in dropped else F.col(c) for c in ing.RECORD_COLUMNS]
+        *[F.lit(None).cast(types[c]).alias(c) if c in dropped else F.col(c) for c in ing.RECORD_COLUMNS],
+        *([F.col(WEIGHT)] if weighted else []),
     )
 
 
@@ -318,7 +329,7 @@ def _per_object(parsed: DataFrame, seconds: int | None, candidates: list[str]) -
         F.max(F.when(obj, F.col(ing.OBJECT_UNKNOWN))).alias("unknown_fields"),
         F.array_sort(F.collect_set(F.when(record, F.col(EVENT_DATE)))).alias("days"),
         F.collect_set(F.when(data, window)).alias("windows"),
-        F.count(F.when(data, 1)).alias("data_records"),
+        F.coalesce(F.sum(F.when(data, F.coalesce(F.col(WEIGHT), F.lit(1)))), F.lit(0)).alias("data_records"),
         F.coalesce(F.sum(F.when(data, F.col("packets"))), F.lit(0)).alias("data_packets"),
         F.coalesce(F.sum(F.when(data, F.col("bytes"))), F.lit(0)).alias("data_bytes"),
         *[F.count(F.when(data, F.col(c))).alias(f"nn_{c}") for c in candidates],
@@ -366,7 +377,9 @@ def _complete(run: Run, claim: ledger.Claim, defn: flows.FlowsDefinition) -> Ing
     spark, lake, cfg = run.spark, run.lake, run.cfg
     claim_id, objs = claim.claim_id, claim.objects
     t0 = time.time()
-    part = IngestSummary(ingest_id=claim_id, source=run.source, lake=lake, keep_records=run.keep_records)
+    part = IngestSummary(
+        ingest_id=claim_id, source=run.source, lake=lake, keep_records=run.keep_records, as_flows=run.as_flows
+    )
     parquet_files = [f for f in objs if f.path.endswith(cfg.ingest.parquet_suffixes)]
     part.files_read, part.parquet_files = len(objs), len(parquet_files)
     part.text_files = len(objs) - len(parquet_files)
@@ -376,12 +389,15 @@ def _complete(run: Run, claim: ledger.Claim, defn: flows.FlowsDefinition) -> Ing
     candidates = [c for c in [*dedup.effective_key(list(defn.key)), *dedup.CARRIED] if c not in dedup.AGGREGATES]
 
     s3 = S3Access.from_config(cfg.s3)
-    parsed = read_objects(spark, objs, s3, run.fmt, cfg.ingest.parquet_suffixes).persist(StorageLevel.MEMORY_AND_DISK)
+    parsed = read_objects(spark, objs, s3, run.fmt, cfg.ingest.parquet_suffixes, run.as_flows)
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         _fault("reading", spark)
         read = _summarise(_per_object(parsed, defn.seconds, candidates), candidates)  # the one read, cached
         _count(part, objs, read)
-        records = records_of(parsed, cfg.ingest.drop_fields).withColumn(INGEST_ID, F.lit(claim_id))
+        if run.as_flows:
+            part.weighed = read.totals[0]
+        records = records_of(parsed, cfg.ingest.drop_fields, run.as_flows).withColumn(INGEST_ID, F.lit(claim_id))
         if run.keep_records:
             tables.write_once(
                 records,
@@ -519,6 +535,20 @@ def _replaced_days(run: Run, todo: list[tuple[SourceFile, bool]]) -> dict[str, l
     return {r[SOURCE_FILE]: list(r["days"]) for r in rows}
 
 
+def as_flows_refusal(lake: str, keep_records: bool | None, has_records: bool) -> str | None:
+    """Why `--as-flows` cannot load into this lake (None: it can). Aggregates go into flows only: a lake that
+    keeps flow_records would no longer hold every record of its flows (and `flowspark dedup` would rebuild
+    flows from flow_records without them)."""
+    if keep_records:
+        return "--as-flows loads aggregate events into flows only (they are not records): leave out --keep-records"
+    if has_records:
+        return (
+            f"--as-flows loads aggregates into flows only, and {lake} keeps flow_records (flowspark dedup would "
+            "rebuild its flows without them): load them into a lake of their own"
+        )
+    return None
+
+
 def run_ingest(
     spark: SparkSession,
     cfg: Config,
@@ -529,14 +559,22 @@ def run_ingest(
     fmt: str | None = None,
     force: bool = False,
     keep_records: bool | None = None,
+    as_flows: bool = False,
 ) -> IngestSummary:
     """Ingest every object under `source` (in the date range) exactly once; see the module docstring.
 
     force: read the objects again even if the ledger has them done, and replace their rows (never append
-    them again). keep_records: write flow_records (default: [storage] keep_records).
+    them again). keep_records: write flow_records (default: [storage] keep_records). as_flows: OCSF events
+    that aggregate records (count > 1: a flows export) go into flows with their counts; such a lake keeps
+    no flow_records (aggregates are not records), so it is refused on a lake that has them.
     """
     t0 = time.time()
     hooks.announce()
+    if as_flows:
+        refused = as_flows_refusal(lake, keep_records, tables.exists(spark, lake, tables.FLOW_RECORDS))
+        if refused:
+            raise ConfigError(refused)
+        keep_records = False
     keep = cfg.storage.keep_records if keep_records is None else keep_records
     if force and not keep:
         raise ConfigError(
@@ -544,7 +582,9 @@ def run_ingest(
             "them out of flows; ingest into a lake that keeps records (--keep-records), or a new lake"
         )
     default_format = parse_format(fmt) if fmt else list(DEFAULT_FORMAT)
-    summary = IngestSummary(ingest_id=uuid.uuid4().hex[:12], source=source, lake=lake, keep_records=keep)
+    summary = IngestSummary(
+        ingest_id=uuid.uuid4().hex[:12], source=source, lake=lake, keep_records=keep, as_flows=as_flows
+    )
     suffixes = cfg.ingest.text_suffixes + cfg.ingest.parquet_suffixes
     found = discover(spark, source, suffixes, date_from, date_to)
     summary.files_found = len(found)
@@ -552,7 +592,9 @@ def run_ingest(
         summary.seconds = time.time() - t0
         log.info("nothing new to ingest")
         return summary
-    run = Run(spark, cfg, source, lake, default_format, token=uuid.uuid4().hex[:12], keep_records=keep)
+    run = Run(
+        spark, cfg, source, lake, default_format, token=uuid.uuid4().hex[:12], keep_records=keep, as_flows=as_flows
+    )
     defn = flows.definition(spark, cfg, lake)
     tables.retry_on_conflict(lambda: _prepare_tables(run, defn), "creating the lake's tables")
     by_path = {canonical(f.path): f for f in found}

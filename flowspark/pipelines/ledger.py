@@ -92,6 +92,7 @@ class Run:
     fmt: list[str]
     token: str
     keep_records: bool = True
+    as_flows: bool = False  # OCSF aggregate events loaded into flows with their counts (no flow_records)
 
 
 @dataclass
