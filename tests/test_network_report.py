@@ -21,7 +21,7 @@ COLUMNS = (
     "tgw_attachment_id string, records bigint, packets bigint, bytes bigint, start timestamp, `end` timestamp, "
     "packets_lost_no_route bigint, packets_lost_blackhole bigint, packets_lost_mtu_exceeded bigint, "
     "packets_lost_ttl_expired bigint, vpc_id string, subnet_id string, az_id string, flow_direction string, "
-    "reject_reason string, encryption_status string, next_hop_az_id string, next_hop_interface_type string, "
+    "reject_reason string, encryption_status_code int, next_hop_az_id string, next_hop_interface_type string, "
     "event_date date"
 )
 WEB, DB = "eni-web", "eni-db"
@@ -69,13 +69,13 @@ ROWS = [
     vpc(WEB, WEB_IP, OTHER, 0, 0, 1, "REJECT", 1, 4, 336, at(51), direction="egress"),
     # encryption-status: TLS on 443, cleartext on 80 both ways, Nitro from the database (which crosses AZs),
     # both inside the VPC to a neighbour in the same AZ
-    vpc(WEB, CLIENT, WEB_IP, 50000, 443, 6, "ACCEPT", 1, 10, 1000, at(15), enc="2"),
-    vpc(WEB, CLIENT, WEB_IP, 50001, 80, 6, "ACCEPT", 1, 5, 500, at(16), enc="0"),
-    vpc(WEB, WEB_IP, CLIENT, 80, 50001, 6, "ACCEPT", 1, 5, 3000, at(16), enc="0"),
-    vpc(WEB, WEB2_IP, WEB_IP, 42000, 80, 6, "ACCEPT", 1, 7, 700, at(16), enc="1"),  # port 80 from inside: Nitro
-    vpc(DB, DB_IP, WEB_IP, 40000, 80, 6, "ACCEPT", 2, 2000, 2_500_000_000, at(17), enc="1",
+    vpc(WEB, CLIENT, WEB_IP, 50000, 443, 6, "ACCEPT", 1, 10, 1000, at(15), enc=2),
+    vpc(WEB, CLIENT, WEB_IP, 50001, 80, 6, "ACCEPT", 1, 5, 500, at(16), enc=0),
+    vpc(WEB, WEB_IP, CLIENT, 80, 50001, 6, "ACCEPT", 1, 5, 3000, at(16), enc=0),
+    vpc(WEB, WEB2_IP, WEB_IP, 42000, 80, 6, "ACCEPT", 1, 7, 700, at(16), enc=1),  # port 80 from inside: Nitro
+    vpc(DB, DB_IP, WEB_IP, 40000, 80, 6, "ACCEPT", 2, 2000, 2_500_000_000, at(17), enc=1,
         az="use1-az2", hop_az="use1-az1", hop_type="interface", direction="egress"),
-    vpc(WEB, WEB_IP, WEB2_IP, 41000, 443, 6, "ACCEPT", 1, 1, 100, at(18), enc="3",
+    vpc(WEB, WEB_IP, WEB2_IP, 41000, 443, 6, "ACCEPT", 1, 1, 100, at(18), enc=3,
         az="use1-az1", hop_az="use1-az1", hop_type="interface", direction="egress"),
     # Transit Gateway drops
     tgw("tgw-attach-1", at(5), no_route=5, mtu=2),
@@ -287,13 +287,17 @@ def test_protocol_mix(spark):
 
 
 def test_a_reject_reason_aws_adds_later_is_its_own_cause_and_odd_encryption_values_are_skipped(spark):
+    from flowspark.core.schema import with_legacy_columns
+
     rows = [
         vpc(WEB, SCANNER, WEB_IP, 51000, 22, 6, "REJECT", 3, 3, 180, at(5), reason="XY"),
         vpc(WEB, CLIENT, WEB_IP, 52000, 22, 6, "REJECT", 1, 1, 60, at(5)),
         vpc(WEB, CLIENT, WEB_IP, 52001, 443, 6, "ACCEPT", 1, 2, 900, at(6), enc="x"),  # not a number: skipped
         vpc(WEB, CLIENT, WEB_IP, 52002, 443, 6, "ACCEPT", 1, 2, 800, at(7), enc="2"),
     ]
-    flows = spark.createDataFrame(rows, COLUMNS)
+    # a lake written before 2026-12 holds encryption-status as text (`encryption_status`): read as today's
+    legacy = COLUMNS.replace("encryption_status_code int", "encryption_status string")
+    flows = with_legacy_columns(spark.createDataFrame(rows, legacy))
     assert sorted((r.reject_reason or "", r.cause, r.records) for r in N.reject_causes(flows).collect()) == [
         ("", N.NO_REASON, 1),
         ("XY", "other reason XY", 3),

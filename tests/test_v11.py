@@ -6,6 +6,8 @@ hand, from the field list of AWS's flow log records page (versions and meanings 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,6 +17,8 @@ from pyspark.sql import functions as F
 from flowspark.edges import tables
 from flowspark.edges.config import ConfigError, with_overrides
 from flowspark.pipelines.ingest import run_ingest
+
+REPO = Path(__file__).resolve().parents[1]
 
 V11 = [
     "version",
@@ -147,7 +151,7 @@ def test_generated_v11_data_and_the_network_report_match_the_generators_truth(sp
     s = run_ingest(spark, cfg, str(raw), lake)
     assert s.reconciled() and s.rejected == 0 and not s.unknown_fields, s.text()
     records = tables.read(spark, lake, tables.FLOW_RECORDS)
-    filled = records.select([F.count(c).alias(c) for c in COLUMNS[1:-1] + ["reject_reason", "encryption_status"]])
+    filled = records.select([F.count(c).alias(c) for c in COLUMNS[1:-1] + ["reject_reason", "encryption_status_code"]])
     empty = [c for c, n in filled.first().asDict().items() if n == 0 and c not in ("interface_tag_2", "asg_tag_2")]
     assert not empty, f"version 11 columns never filled: {empty}"
     assert records.where("instance_tag_2 = 'web team' and interface_type = 'interface'").count() > 0
@@ -161,3 +165,52 @@ def test_generated_v11_data_and_the_network_report_match_the_generators_truth(sp
     assert causes == {"BPA": truth["rejected_records_BPA"], None: truth["rejected_records_no_reason"]}
     by_status = {r["encryption_status"]: r["bytes"] for r in section("encryption").collect()}
     assert by_status == {k: truth[f"accepted_bytes_encryption_{k}"] for k in range(4)}
+
+
+LEGACY_LAKE = REPO / "tests" / "data" / "lakes" / "main-014a78e"  # encryption-status as text (its README says how)
+LEGACY_SOURCE = "file:/tmp/flowspark-main-014a78e/src"  # where its source was when it was made
+
+
+@pytest.mark.slow
+def test_encryption_status_of_a_lake_that_stored_it_as_text_reads_as_todays_integer(spark, cfg, tmp_path):
+    """A lake of commit 014a78e (encryption-status in `encryption_status`, text), its source moved here, then
+    the other half of the day's objects (the same windows: their merges rewrite flows the old code wrote).
+    Every table reads equal to a clean run of today's flowspark over all the objects (flow_records, flows,
+    whole), the old rows' text in `encryption_status_code`; the network report's bytes per status are the
+    generator's; the old column is still in the tables (no type changed in place)."""
+    import json
+    import os
+    import shutil
+
+    from flowspark.pipelines.report import read_section, run_report
+
+    lake, src = tmp_path / "lake", tmp_path / "src"
+    shutil.copytree(LEGACY_LAKE / "lake", lake)
+    shutil.copytree(LEGACY_LAKE / "source-a", src)
+    here = "file:" + str(src)
+    for name in (tables.FLOW_RECORDS, tables.INGESTED_FILES):  # the lake's objects, where they are now
+        spark.sql(f"UPDATE delta.`{lake / name}` SET source_file = replace(source_file, '{LEGACY_SOURCE}', '{here}')")
+    for r in tables.read(spark, str(lake), tables.INGESTED_FILES).collect():  # git does not keep file times
+        ns = r.modification_time_ms * 1_000_000
+        os.utime(r.source_file[len("file:") :], ns=(ns, ns))
+    old = spark.read.format("delta").load(str(lake / tables.FLOW_RECORDS))
+    assert dict(old.dtypes)["encryption_status"] == "string" and "encryption_status_code" not in old.columns
+    shutil.copytree(LEGACY_LAKE / "source-b", src, dirs_exist_ok=True)
+    s = run_ingest(spark, cfg, str(src), str(lake))
+    assert s.reconciled() and s.files_read == len(list((LEGACY_LAKE / "source-b").rglob("*.log.gz")))
+    clean = tmp_path / "clean"
+    run_ingest(spark, cfg, str(src), str(clean))
+    for name in (tables.FLOW_RECORDS, tables.FLOWS):
+        got, want = tables.read(spark, str(lake), name), tables.read(spark, str(clean), name)
+        assert "encryption_status" not in got.columns and dict(got.dtypes)["encryption_status_code"] == "int"
+        leave = ["ingest_id", "extra_fields"] if name == tables.FLOW_RECORDS else ["extra_fields"]
+        a, b = got.drop(*leave), want.drop(*leave).select(*got.drop(*leave).columns)
+        assert (a.exceptAll(b).count(), b.exceptAll(a).count()) == (0, 0), name
+        stored = spark.read.format("delta").load(str(lake / name))
+        assert dict(stored.dtypes)["encryption_status"] == "string"  # still there, never retyped
+    run_report(spark, cfg, str(lake), "network")
+    section = read_section(spark, str(lake), "network", "encryption", None, None)
+    truth = json.loads((LEGACY_LAKE / "truth.json").read_text())
+    assert {r["encryption_status"]: r["bytes"] for r in section.collect()} == {
+        k: truth[f"accepted_bytes_encryption_{k}"] for k in range(4)
+    }

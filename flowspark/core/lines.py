@@ -45,7 +45,6 @@ import pyarrow.compute as pc
 from flowspark.core.schema import (
     ACTIONS,
     BY_AWS,
-    BY_COLUMN,
     DATA_STATUS,
     DEFAULT_FORMAT,
     EVENT_DATE,
@@ -800,7 +799,8 @@ def _json(row: dict) -> str:
 
 def parquet_format(column_names: Sequence[str]) -> TextFormat:
     """The format of a Parquet delivery: its columns (AWS writes underscores), matched by name."""
-    return TextFormat(tuple(c.lower().replace("_", "-") if c.lower() in BY_COLUMN else c for c in column_names), True)
+    names = [c.lower().replace("_", "-") for c in column_names]
+    return TextFormat(tuple(n if n in BY_AWS else c for n, c in zip(names, column_names)), True)
 
 
 def parse_parquet_batch(

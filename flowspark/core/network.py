@@ -226,11 +226,10 @@ def nacl_drops(flows: DataFrame, n: int = 20, slack_s: int = NACL_SLACK_S) -> Da
 
 
 def _encryption(flows: DataFrame) -> DataFrame:
-    """ACCEPT flows that carry an encryption-status, with `encryption_status` as an int (AWS writes 0-3;
-    the column is a string in flows) and the server's port (client_server's rule)."""
-    # try_cast: a value that is not a number (the column is a string) is NULL, never an error under ANSI mode
-    status = F.expr("try_cast(`encryption_status` AS INT)") if "encryption_status" in flows.columns else F.lit(None)
-    status = status.cast("int")
+    """ACCEPT flows that carry an encryption-status, as `encryption_status` (AWS's code, 0-3), and the
+    server's port (client_server's rule)."""
+    code = "encryption_status_code"  # an int column since 2026-12 (older lakes' text is read into it)
+    status = F.col(code) if code in flows.columns else F.lit(None).cast("int")
     sided = client_server(flows.where(F.col("action") == "ACCEPT").withColumn("encryption_status", status))
     return sided.where(F.col("encryption_status").isNotNull())
 

@@ -30,10 +30,11 @@ class Field:
     aws: str  # name in a flow log format / text header, e.g. "log-status"
     kind: str  # "int" | "long" | "string" | "epoch" (seconds or milliseconds -> timestamp)
     version: int  # the flow log version that introduced the field
+    name: str | None = None  # the column, when it is not the AWS name in snake_case (LEGACY_COLUMNS)
 
     @property
     def column(self) -> str:
-        return self.aws.replace("-", "_")
+        return self.name or self.aws.replace("-", "_")
 
     @property
     def spark_type(self) -> DataType:
@@ -142,7 +143,9 @@ FIELDS: list[Field] = [
     ),
     *_fields(8, [("reject-reason", "string")]),
     *_fields(9, [("resource-id", "string")]),
-    *_fields(10, [("encryption-status", "string")]),
+    # 0-3 (AWS's codes); an int column of its own since 2026-12: lakes written before hold the text in
+    # `encryption_status` (LEGACY_COLUMNS), which reads fill it from.
+    Field("encryption-status", "int", 10, "encryption_status_code"),
     # Next hop, interface type and EC2 tags (version 11, 2026-06-10). The six tag fields hold tag VALUES,
     # percent-encoded UTF-8 as AWS writes them (stored decoded); the keys are the flow log's
     # TagFieldSpecifications (1-2 keys each for instance, network-interface and auto-scaling-group).
@@ -169,6 +172,34 @@ FIELDS: list[Field] = [
 
 BY_AWS: dict[str, Field] = {f.aws: f for f in FIELDS}
 BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS}
+
+# Columns of lakes written before a field's column changed type (Delta does not change a column's type in
+# place): the old column -> the field's AWS name. The old column stays in those tables; every read
+# (edges.tables.read, with_legacy_columns) fills the field's column from it and leaves it out.
+LEGACY_COLUMNS: dict[str, str] = {"encryption_status": "encryption-status"}  # text of 0-3 until 2026-12
+
+
+def column_of(name: str) -> str | None:
+    """A field's column from its AWS name (either spelling) or its column name; None for neither."""
+    if name in BY_COLUMN:
+        return name
+    f = BY_AWS.get(name) or BY_AWS.get(name.replace("_", "-"))
+    return f.column if f else None
+
+
+def with_legacy_columns(df):  # type: ignore[no-untyped-def]
+    """Transform: a table of a lake written before a column changed type, as today's: each LEGACY_COLUMNS
+    field filled (where NULL) from its old column cast to the field's type (a value that is not one stays
+    NULL), the old column left out. A frame without old columns is returned as it is."""
+    for old, aws in LEGACY_COLUMNS.items():
+        if old not in df.columns:
+            continue
+        f = BY_AWS[aws]
+        legacy = F.expr(f"try_cast(`{old}` AS {f.spark_type.simpleString()})")
+        value = F.coalesce(F.col(f.column), legacy) if f.column in df.columns else legacy
+        df = df.withColumn(f.column, value.cast(f.spark_type)).drop(old)
+    return df
+
 
 DEFAULT_FORMAT: list[str] = [f.aws for f in FIELDS if f.version == 2]
 # Fields whose values AWS writes percent-encoded (UTF-8): stored decoded.

@@ -18,7 +18,7 @@ from typing import Any
 
 from flowspark.core.dedup import CARRIED, DEFAULT_KEY
 from flowspark.core.detections.base import AllowEntry, Thresholds, parse_allow
-from flowspark.core.schema import BY_COLUMN, EXTRA_FIELDS_COLUMN
+from flowspark.core.schema import BY_COLUMN, EXTRA_FIELDS_COLUMN, column_of
 
 log = logging.getLogger("flowspark.config")
 
@@ -336,7 +336,7 @@ def _validate(cfg: Config) -> None:
     if cfg.spark.shuffle_partitions < 1:
         raise ConfigError("[spark] shuffle_partitions must be at least 1")
     for name in cfg.ingest.drop_fields:
-        column = name.replace("-", "_")
+        column = column_of(name) or name.replace("-", "_")
         if column not in CARRIED or column == EXTRA_FIELDS_COLUMN:
             raise ConfigError(
                 f"[ingest] drop_fields: {name!r} cannot be left out: only carried fields can (not the flow key, "

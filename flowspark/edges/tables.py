@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from flowspark.core.schema import with_legacy_columns
 from flowspark.edges import hooks
 from flowspark.edges.config import StorageConfig
 from flowspark.edges.sources import is_local, normalise_uri, to_local_path
@@ -159,10 +160,14 @@ def exists(spark: SparkSession, lake: str, name: str) -> bool:
 
 
 def read(spark: SparkSession, lake: str, name: str) -> DataFrame:
+    """The table; in a table of records (flow_records, flows: not a report's section, whose columns are
+    its own) a column that changed type since the lake was written is read as today's
+    (core.schema.with_legacy_columns)."""
     path = table_path(lake, name)
     if not DeltaTable.isDeltaTable(spark, path):
         raise FileNotFoundError(missing_table(lake, name))
-    return spark.read.format("delta").load(path)
+    df = spark.read.format("delta").load(path)
+    return df if name.startswith(REPORTS + "/") else with_legacy_columns(df)
 
 
 def append(

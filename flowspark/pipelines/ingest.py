@@ -94,6 +94,7 @@ from flowspark.core.schema import (
     SOURCE_FILE,
     SOURCE_LINE,
     WEIGHT,
+    column_of,
     parse_format,
     record_schema,
     reject_schema,
@@ -234,7 +235,7 @@ def records_of(parsed: DataFrame, drop: Sequence[str] = (), weighted: bool = Fal
     """The valid records of a parsed frame, in the flow_records schema; the `drop` columns ([ingest]
     drop_fields, by AWS or column name) NULL. weighted: with the WEIGHT of each (OCSF aggregates), for the
     flows merge only."""
-    dropped = {d.replace("-", "_") for d in drop}
+    dropped = {column_of(d) or d for d in drop}
     types = {f.name: f.dataType for f in record_schema().fields}
     return parsed.where(F.col("kind") == ing.RECORD).select(
         *[F.lit(None).cast(types[c]).alias(c) if c in dropped else F.col(c) for c in ing.RECORD_COLUMNS],
