@@ -402,7 +402,11 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--format", metavar="csv,xlsx,html", help="also write the reports as these files into --out")
     _alias(p, "--report-format", "--format", "format")
     p.add_argument("--out", metavar="DIR", help="folder for the report files (with --format)")
-    p.add_argument("--nat", metavar="ENI|IP", help="the NAT gateway interface (eni-...) or address for the NAT cost")
+    p.add_argument(
+        "--nat",
+        metavar="ENI|IP|NAT",
+        help="the NAT gateway for the NAT cost: its interface (eni-...), address, or a regional NAT gateway (nat-...)",
+    )
     p.add_argument("--nat-region", metavar="REGION", help="the NAT gateway's region (for the endpoint saving)")
     p.add_argument("--asn-db", metavar="FILE", help="offline MaxMind-format ASN database (.mmdb): label Internet peers")
     p.add_argument(
@@ -837,7 +841,12 @@ def _report_parser(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", help="folder for the --format files")
     p.add_argument("--top", type=int, metavar="N", help="top N rows of each ranking (default: [reports] top_n)")
     p.add_argument("--ip", help="hunt: summarise this address's flows only (default: flagged + top N peers)")
-    p.add_argument("--nat", help="talkers: the NAT gateway's interface id (eni-...) or address, for its cost")
+    p.add_argument(
+        "--nat",
+        metavar="ENI|IP|NAT",
+        help="talkers: the NAT gateway's interface (eni-...), address, or a regional NAT gateway (nat-...: the "
+        "flows whose resource-id names it), for its cost",
+    )
     p.add_argument(
         "--nat-region", help="the NAT's region: only S3/DynamoDB traffic in it counts as gateway-endpoint saving"
     )
@@ -1028,6 +1037,7 @@ def cmd_generate(args: argparse.Namespace, cfg: Config) -> int:
         workers=args.workers,
         quiet=not _VERBOSE[0],
         overwrite=args.overwrite,
+        tgw=args.tgw,
     )
     print(
         f"flowspark generate: {truth['records']:,} records in {truth['files']:,} objects (flow log version "
@@ -1073,6 +1083,12 @@ def _generate_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=7, help="random seed")
     p.add_argument("--workers", type=int, default=2, help="processes (the output does not depend on it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/AWSLogs")
+    p.add_argument(
+        "--tgw",
+        action="store_true",
+        help="a Transit Gateway's flow log too (version 6 default format, two VPC attachments, packets lost by "
+        "cause), in the first account and region",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="progress lines")
     p.set_defaults(handler=cmd_generate)
 

@@ -1094,6 +1094,105 @@ def _file_path(cfg: dict, plan: _Plan, slot: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# a Transit Gateway flow log (generate(tgw=True))
+# --------------------------------------------------------------------------------------------
+
+# AWS's default format of a Transit Gateway flow log (version 6; "Transit Gateway Flow Logs records").
+TGW_FIELDS = [
+    "version", "resource-type", "account-id", "tgw-id", "tgw-attachment-id", "tgw-src-vpc-account-id",
+    "tgw-dst-vpc-account-id", "tgw-src-vpc-id", "tgw-dst-vpc-id", "tgw-src-subnet-id", "tgw-dst-subnet-id",
+    "tgw-src-eni", "tgw-dst-eni", "tgw-src-az-id", "tgw-dst-az-id", "tgw-pair-attachment-id", "srcaddr",
+    "dstaddr", "srcport", "dstport", "protocol", "packets", "bytes", "start", "end", "log-status", "type",
+    "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired",
+    "tcp-flags", "region", "flow-direction", "pkt-src-aws-service", "pkt-dst-aws-service",
+]  # fmt: skip
+TGW_CAUSES = ("no-route", "blackhole", "mtu-exceeded", "ttl-expired")
+TGW_RECORDS_PER_HOUR = 24
+
+
+def _tgw_logs(cfg: dict, out_dir: str) -> dict:
+    """One Transit Gateway's flow log in the first flow log's account and region: two VPC attachments, one
+    object an hour of TGW_RECORDS_PER_HOUR records of traffic between the two VPCs, each seen at the
+    attachment it entered by; each cause of loss on about one record in eight (at most the record's
+    packets). Returns the truth: objects, records, packets and bytes, packets lost per cause and per
+    attachment and cause."""
+    from types import SimpleNamespace
+
+    rng = _rng(cfg["seed"], 6006)
+    first = cfg["flow_logs"][0]
+    acct, reg = first["account"], first["region"]
+    tgw_id = "tgw-" + _hexid(cfg["seed"], "tgw")
+    att = ["tgw-attach-" + _hexid(cfg["seed"], "attach", i) for i in range(2)]
+    vpc = ["vpc-" + _hexid(cfg["seed"], "tgw-vpc", i) for i in range(2)]
+    subnet = ["subnet-" + _hexid(cfg["seed"], "tgw-subnet", i) for i in range(2)]
+    eni = ["eni-" + _hexid(cfg["seed"], "tgw-eni", i) for i in range(2)]
+    short = f"{reg.split('-')[0]}{_REGION_WORDS.get(reg.split('-')[1], 'x')}{reg.split('-')[-1]}"
+    az = [f"{short}-az{i + 1}" for i in range(2)]
+    plan = SimpleNamespace(account=acct, region=reg, flow_log_id="fl-" + _hexid(cfg["seed"], "tgw-log"))
+    by_attachment = {a: dict.fromkeys(TGW_CAUSES, 0) for a in att}
+    truth: dict = {
+        "tgw_id": tgw_id, "attachments": att, "files": 0, "records": 0, "packets": 0, "bytes": 0,
+        "packets_lost": dict.fromkeys(TGW_CAUSES, 0), "packets_lost_by_attachment": by_attachment,
+    }  # fmt: skip
+    n = TGW_RECORDS_PER_HOUR
+    for hour in range(cfg["days"] * 24):
+        t = cfg["t0"] + hour * 3600
+        src = rng.integers(0, 2, n)
+        dst = 1 - src
+        packets = rng.integers(1, 200, n)
+        nbytes = packets * rng.integers(60, 1500, n)
+        start = t + np.sort(rng.integers(0, 3540, n))
+        lost = {c: np.where(rng.random(n) < 0.125, rng.integers(1, packets + 1), 0) for c in TGW_CAUSES}
+        def const(value: str) -> np.ndarray:
+            return np.full(n, value, dtype=object)
+
+        def pick(values: list[str], side: np.ndarray) -> np.ndarray:
+            return np.array(values, dtype=object)[side]
+
+        def addr(side: np.ndarray) -> np.ndarray:
+            hosts = zip(side, rng.integers(0, 256, n), rng.integers(1, 255, n))
+            return np.array([f"10.{20 + v}.{x}.{y}" for v, x, y in hosts], dtype=object)
+
+        cols = {
+            "version": const("6"), "resource-type": const("TransitGateway"), "account-id": const(acct),
+            "tgw-id": const(tgw_id), "tgw-attachment-id": pick(att, src), "tgw-src-vpc-account-id": const(acct),
+            "tgw-dst-vpc-account-id": const(acct), "tgw-src-vpc-id": pick(vpc, src), "tgw-dst-vpc-id": pick(vpc, dst),
+            "tgw-src-subnet-id": pick(subnet, src), "tgw-dst-subnet-id": pick(subnet, dst),
+            "tgw-src-eni": pick(eni, src), "tgw-dst-eni": pick(eni, dst), "tgw-src-az-id": pick(az, src),
+            "tgw-dst-az-id": pick(az, dst), "tgw-pair-attachment-id": pick(att, dst),
+            "srcaddr": addr(src), "dstaddr": addr(dst), "srcport": _int_str(rng.integers(32768, 61000, n)),
+            "dstport": _int_str(rng.choice([443, 5432, 6379, 8080], n)), "protocol": const("6"),
+            "packets": _int_str(packets), "bytes": _int_str(nbytes), "start": _int_str(start),
+            "end": _int_str(start + rng.integers(0, 60, n)), "log-status": const("OK"), "type": const("IPv4"),
+            **{f"packets-lost-{c}": _int_str(lost[c]) for c in TGW_CAUSES},
+            "tcp-flags": _int_str(rng.choice([2, 18, 19, 3], n)), "region": const(reg),
+            "flow-direction": const("ingress"), "pkt-src-aws-service": const("-"), "pkt-dst-aws-service": const("-"),
+        }  # fmt: skip
+        path = os.path.join(out_dir, _file_path(cfg, plan, hour * SLOTS_PER_TASK))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if cfg["output"] == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.table({k.replace("-", "_"): [None if v == "-" else v for v in cols[k]] for k in TGW_FIELDS})
+            pq.write_table(table, path, compression="gzip")
+        else:
+            lines = [" ".join(TGW_FIELDS)] + [" ".join(row) for row in zip(*(cols[k] for k in TGW_FIELDS))]
+            with open(path, "wb") as fh:
+                text = ("\n".join(lines) + "\n").encode()
+                fh.write(gzip.compress(text, compresslevel=cfg["compresslevel"], mtime=0))
+        truth["files"] += 1
+        truth["records"] += n
+        truth["packets"] += int(packets.sum())
+        truth["bytes"] += int(nbytes.sum())
+        for c in TGW_CAUSES:
+            truth["packets_lost"][c] += int(lost[c].sum())
+            for i, a in enumerate(att):
+                truth["packets_lost_by_attachment"][a][c] += int(lost[c][src == i].sum())
+    return truth
+
+
+# --------------------------------------------------------------------------------------------
 # worker task: one flow log x one hour
 # --------------------------------------------------------------------------------------------
 
@@ -1238,9 +1337,13 @@ def generate(
     overwrite: bool = False,
     interface_ids: dict[int, list[str]] | None = None,
     instance_ids: dict[int, list[str]] | None = None,
+    tgw: bool = False,
 ) -> dict:
     """Generate the flow logs under ``out_dir`` and return (and write) the ground truth. interface_ids /
-    instance_ids: {flow log index: ids, one per interface of interfaces()} to use instead of made-up ones."""
+    instance_ids: {flow log index: ids, one per interface of interfaces()} to use instead of made-up ones.
+    tgw: a Transit Gateway's flow log too (_tgw_logs): its objects and records are counted in the truth's
+    files and records, the rest of its figures under "tgw" (data_records, packets, bytes and the key
+    figures stay those of the VPC flow logs)."""
     t_begin = time.time()
     cfg = _make_config(records, seed, start, days, accounts, regions, layout, hourly, output,
                        log_format, compresslevel)
@@ -1374,6 +1477,10 @@ def generate(
             "log_format": log_format, "compresslevel": compresslevel,
         },
     }
+    if tgw:
+        truth["tgw"] = _tgw_logs(cfg, out_dir)
+        truth["files"] += truth["tgw"]["files"]
+        truth["records"] += truth["tgw"]["records"]
     with open(os.path.join(out_dir, "_truth.json"), "w") as fh:
         json.dump(truth, fh, indent=1)
         fh.write("\n")

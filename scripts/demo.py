@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     t = time.time()
     truth = generate(
         str(raw), records=args.records, seed=args.seed, overwrite=True, quiet=True, log_format="v11",
-        interface_ids=eni_ids, instance_ids=inst_ids,
+        interface_ids=eni_ids, instance_ids=inst_ids, tgw=True,
     )
     line("generate", time.time() - t, f"{truth['records']:,} records (flow log version 11: next hops, reject "
-         f"reasons, encryption status, tags), {truth['files']:,} objects -> {raw}")
+         f"reasons, encryption status, tags; and a Transit Gateway's flow log), {truth['files']:,} objects -> {raw}")
 
     from flowspark.pipelines.common import create_session, load_config
     from flowspark.pipelines.intel import run_intel_load

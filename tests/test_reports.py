@@ -740,6 +740,11 @@ NO_GEO_DB = "no --geo-db given (a MaxMind-format country .mmdb adds country and 
 GEO = {"columns": ["country", "country_name"], "why": NO_GEO_DB}
 AWS_LEFT_OUT = "peers in AWS's prefixes are left out of hunt ([reports] exclude_aws_peers; --ip keeps them)"
 BEACON_ONLY = "only on beaconing rows"
+NOT_OWN = (
+    "none in the records where the address is the interface's own (an egress source, an ingress destination: "
+    "needs flow-direction); ECS fields are version 7, tag values version 11"
+)
+OWN = {"columns": ["ecs_service", "tags"], "why": NOT_OWN}  # the hand-made flows have no flow-direction
 OUTBOUND_ONLY = "outbound rows only: what our side sent"
 PEAK = ["peak_hour", "peak_hour_bytes_out", "active_hours", "baseline_hour_bytes_out"]
 BEACON = ["beacon_local", "beacon_intervals", "beacon_median_interval_s", "beacon_dispersion"]
@@ -764,6 +769,7 @@ def test_column_notes_name_the_blank_columns_and_why():
     assert R.column_notes(reasons["talkers/top_sources"], ["rank", "address", "bytes"], []) == [
         {"columns": ["resource"], "why": NO_SNAPSHOT},
         {"columns": ["country", "country_name"], "why": NO_GEO_DB},
+        {"columns": ["ecs_service", "tags"], "why": NOT_OWN},  # absent
     ]
     # with a snapshot: nothing to say when every address has its resource, the reason when one has none
     snap = R.blank_reasons(interfaces=True)["talkers/top_sources"][:1]  # the resource's reason only
@@ -864,8 +870,8 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
     # sources have pkt-dstaddr and its services no INTERNET row
     assert s.column_notes == {
         "north_south/top_peers": [{"columns": ["asn", "asn_org"], "why": NO_ASN_DB}, GEO],
-        "talkers/top_sources": [{"columns": ["resource"], "why": NO_SNAPSHOT}, GEO],
-        "talkers/top_destinations": [{"columns": ["resource"], "why": NO_SNAPSHOT}, GEO],
+        "talkers/top_sources": [{"columns": ["resource"], "why": NO_SNAPSHOT}, GEO, OWN],
+        "talkers/top_destinations": [{"columns": ["resource"], "why": NO_SNAPSHOT}, GEO, OWN],
         "talkers/nat_services": [{"columns": ["nat_resource"], "why": NO_SNAPSHOT}],
         "talkers/nat_sources": [{"columns": ["resource"], "why": NO_SNAPSHOT}],
         "network/intel_contacts": [GEO],
@@ -958,8 +964,8 @@ def test_reports_name_the_resource_of_interfaces_and_the_asn_of_peers(spark, cfg
     in_db = "not in the ASN database given with --asn-db"
     assert {k: v for k, v in s.column_notes.items() if k != "hunt/peers"} == {
         "north_south/top_peers": [{"columns": ["asn", "asn_org"], "why": in_db}, GEO],
-        "talkers/top_sources": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}, GEO],
-        "talkers/top_destinations": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}, GEO],
+        "talkers/top_sources": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}, GEO, OWN],
+        "talkers/top_destinations": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}, GEO, OWN],
         "talkers/nat_sources": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}],
         "network/intel_contacts": [GEO],
     }
@@ -1105,3 +1111,55 @@ def test_cli_report_errors_before_spark(capsys):
     assert "--format needs --out DIR" in capsys.readouterr().err
     assert main(["report", "hunt", "--lake", "/nowhere", "--format", "pdf", "--out", "/tmp/x"]) == 2
     assert "unknown --format pdf" in capsys.readouterr().err
+
+
+def test_nat_section_of_a_regional_nat_gateway_by_resource_id(spark):
+    """A regional NAT gateway's flow log names it in resource-id (its records have no interface of ours):
+    --nat nat-... selects those flows, and the cost is the one worked out above for the same legs."""
+    regional = "nat-0regional"
+    rows = [r for r in _nat_rows()]
+    cf = cf_of(spark, rows)
+    on_nat = F.col("interface_id") == NAT_ENI
+    cf = cf.withColumn("resource_id", F.when(on_nat, F.lit(regional))).withColumn(
+        "interface_id", F.when(~on_nat, F.col("interface_id"))
+    )
+    assert R.nat_target(regional) == {"resource_id": regional}
+    price = R.NatPrice(per_gb=0.045, bytes_per_gb=1_000_000_000)
+    sel = R.through(cf, **R.nat_target(regional))
+    got = R.nat_services(sel, price, region="us-east-1").agg(F.sum("cost_usd"), F.sum("saving_usd")).first()
+    assert got[0] == pytest.approx(0.3015) and got[1] == pytest.approx(0.27)
+    src = {r.source: (r.bytes_to_nat, r.bytes_from_nat) for r in R.nat_sources(sel).collect()}
+    assert src == {APP: (3_000_000_000, 2_000_000_000), "10.0.5.6": (500_000_000, 0)}
+    # a lake whose records have no resource-id: nothing is that NAT's
+    assert R.through(cf.drop("resource_id"), resource_id=regional).count() == 0
+
+
+def test_talkers_name_the_ecs_service_and_tag_values_of_their_own_interface(spark):
+    """ECS service and tag values describe the record's interface: they label an address only where it is
+    the interface's own (egress source, ingress destination), those of its most bytes."""
+    cols = (
+        "srcaddr string, dstaddr string, flow_direction string, records bigint, packets bigint, bytes bigint, "
+        "ecs_service_name string, instance_tag string, asg_tag string"
+    )
+    rows = [
+        # the web task sends (egress on its interface): its service and tags
+        ("10.0.0.5", "93.184.216.34", "egress", 1, 10, 5000, "web", "web-1", "web-asg"),
+        ("10.0.0.5", "93.184.216.35", "egress", 1, 10, 1000, "web-old", None, None),  # fewer bytes
+        # the client's reply seen on the web interface (ingress): the fields are the web task's, not the client's
+        ("93.184.216.34", "10.0.0.5", "ingress", 1, 10, 90000, "web", "web-1", "web-asg"),
+        # a source without direction: not known whose fields they are
+        ("10.0.0.9", "93.184.216.34", None, 1, 1, 100, "batch", None, None),
+    ]
+    flows = spark.createDataFrame(rows, cols)
+    src = {r.address: (r.ecs_service, r.tags) for r in R.top_talkers(flows, "srcaddr").collect()}
+    assert src == {
+        "10.0.0.5": ("web", "instance-tag=web-1, asg-tag=web-asg"),
+        "93.184.216.34": (None, None),
+        "10.0.0.9": (None, None),
+    }
+    dst = {r.address: (r.ecs_service, r.tags) for r in R.top_talkers(flows, "dstaddr").collect()}
+    assert dst["10.0.0.5"] == ("web", "instance-tag=web-1, asg-tag=web-asg")
+    assert dst["93.184.216.34"] == (None, None) and dst["93.184.216.35"] == (None, None)
+    # a lake without these fields: the columns are there, empty
+    plain = R.top_talkers(flows.select("srcaddr", "dstaddr", "records", "packets", "bytes"), "srcaddr")
+    assert {"ecs_service", "tags"} <= set(plain.columns) and plain.where("ecs_service IS NOT NULL").count() == 0

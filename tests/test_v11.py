@@ -147,9 +147,11 @@ def test_generated_v11_data_and_the_network_report_match_the_generators_truth(sp
     from flowspark.pipelines.report import read_section, run_report
 
     raw, lake = tmp_path / "raw", str(tmp_path / "lake")
-    truth = generate(str(raw), records=3000, accounts=1, regions=2, log_format="v11", output=file_format)["v11"]
+    every = generate(str(raw), records=3000, accounts=1, regions=2, log_format="v11", output=file_format, tgw=True)
+    truth = every["v11"]
     s = run_ingest(spark, cfg, str(raw), lake)
     assert s.reconciled() and s.rejected == 0 and not s.unknown_fields, s.text()
+    assert (s.files_read, s.rows_written) == (every["files"], every["records"])
     records = tables.read(spark, lake, tables.FLOW_RECORDS)
     filled = records.select([F.count(c).alias(c) for c in COLUMNS[1:-1] + ["reject_reason", "encryption_status_code"]])
     empty = [c for c, n in filled.first().asDict().items() if n == 0 and c not in ("interface_tag_2", "asg_tag_2")]
@@ -165,6 +167,16 @@ def test_generated_v11_data_and_the_network_report_match_the_generators_truth(sp
     assert causes == {"BPA": truth["rejected_records_BPA"], None: truth["rejected_records_no_reason"]}
     by_status = {r["encryption_status"]: r["bytes"] for r in section("encryption").collect()}
     assert by_status == {k: truth[f"accepted_bytes_encryption_{k}"] for k in range(4)}
+    # the Transit Gateway's flow log: packets lost per cause and attachment, as the generator counted them
+    tgw, drops = every["tgw"], section("tgw_drops")
+    causes = {"no-route": "no route", "blackhole": "blackhole route", "mtu-exceeded": "MTU exceeded", "ttl-expired": "TTL expired"}
+    got = {(r["tgw_attachment_id"], r["cause"]): r["lost"] for r in
+           drops.groupBy("tgw_attachment_id", "cause").agg(F.sum("packets_lost").alias("lost")).collect()}  # fmt: skip
+    want = {(a, causes[c]): n for a, per in tgw["packets_lost_by_attachment"].items() for c, n in per.items() if n}
+    assert got == want and sum(want.values()) == sum(tgw["packets_lost"].values()) > 0
+    flows = tables.read(spark, lake, tables.FLOWS).where("resource_type = 'TransitGateway'")
+    assert tuple(flows.agg(F.sum("records"), F.sum("packets"), F.sum("bytes")).first()) == (
+        tgw["records"], tgw["packets"], tgw["bytes"])  # fmt: skip
 
 
 LEGACY_LAKE = REPO / "tests" / "data" / "lakes" / "main-014a78e"  # encryption-status as text (its README says how)

@@ -339,23 +339,80 @@ def top_scanners(cf: DataFrame, n: int = 20, all_records: int | None = None) -> 
 # ---------------------------------------------------------------- talkers and NAT cost
 
 
+# What the records say of the interface's own resource (v7 ECS fields, v11 tag values), for the talkers.
+ECS_SERVICE = "ecs_service_name"
+TAG_FIELDS = ("instance_tag", "instance_tag_2", "interface_tag", "interface_tag_2", "asg_tag", "asg_tag_2")
+
+
+def _own_side(side: str, columns: Sequence[str]) -> Column:
+    """True where `side`'s address is the interface's own (the record's ECS and tag fields describe it):
+    the source of egress records, the destination of ingress ones; without flow-direction, never known."""
+    if "flow_direction" not in columns:
+        return F.lit(False)
+    return F.col("flow_direction") == ("egress" if side == "srcaddr" else "ingress")
+
+
+def _tags(columns: Sequence[str]) -> Column:
+    """The record's tag values as 'instance-tag=web, asg-tag=api' (the tag KEYS are the flow log's
+    TagFieldSpecifications, which records do not carry), null without any."""
+    held = [c for c in TAG_FIELDS if c in columns]
+    parts = [F.when(F.col(c).isNotNull(), F.concat(F.lit(c.replace("_", "-") + "="), F.col(c))) for c in held]
+    return F.nullif(F.concat_ws(", ", *parts), F.lit("")) if parts else F.lit(None).cast("string")
+
+
 def top_talkers(flows: DataFrame, side: str = "srcaddr", n: int = 20) -> DataFrame:
-    """The n addresses of `side` (srcaddr: sources, dstaddr: destinations) with the most bytes."""
+    """The n addresses of `side` (srcaddr: sources, dstaddr: destinations) with the most bytes; with the ECS
+    service and the EC2 tag values the records carry when the address is the interface's own (egress
+    sources, ingress destinations), those of its most bytes."""
     other = "dstaddr" if side == "srcaddr" else "srcaddr"
-    agg = flows.groupBy(F.col(side).alias("address")).agg(*totals(), F.count_distinct(other).alias("peers"))
+    own = _own_side(side, flows.columns)
+    ecs = F.col(ECS_SERVICE) if ECS_SERVICE in flows.columns else F.lit(None).cast("string")
+    mine = F.when(own, F.col("bytes"))
+    agg = flows.groupBy(F.col(side).alias("address")).agg(
+        *totals(),
+        F.count_distinct(other).alias("peers"),
+        F.max_by(F.when(own, ecs), F.when(own & ecs.isNotNull(), F.col("bytes"))).alias("ecs_service"),
+        F.max_by(F.when(own, _tags(flows.columns)), F.when(own & _tags(flows.columns).isNotNull(), mine)).alias("tags"),
+    )
     return _ranked(agg, "bytes", n, "address").drop("rank_by")
 
 
-def through(cf: DataFrame, interface_id: str | None = None, address: str | None = None) -> DataFrame:
-    """The flows of one interface (its flow log) or to/from one address: what passes a NAT gateway."""
-    if not interface_id and not address:
-        raise ValueError("give an interface id (eni-...) or an address to report NAT cost for")
+def nat_target(nat: str) -> dict[str, str]:
+    """--nat as through()'s arguments: eni-... is the NAT gateway's interface, nat-... a regional NAT
+    gateway (its flow log's records name it in resource-id), anything else its address."""
+    if nat.startswith("eni-"):
+        return {"interface_id": nat}
+    if nat.startswith("nat-"):
+        return {"resource_id": nat}
+    return {"address": nat}
+
+
+def nat_condition(
+    columns: Sequence[str],
+    interface_id: str | None = None,
+    address: str | None = None,
+    resource_id: str | None = None,
+) -> Column:
+    """The flows of one interface, of one regional NAT gateway (resource-id; none in a lake without the
+    field) or to/from one address."""
+    if not interface_id and not address and not resource_id:
+        raise ValueError("give an interface id (eni-...), a NAT gateway id (nat-...) or an address for NAT cost")
     cond = F.lit(False)
     if interface_id:
         cond = cond | (F.col("interface_id") == interface_id)
+    if resource_id and "resource_id" in columns:
+        cond = cond | (F.col("resource_id") == resource_id)
     if address:
         cond = cond | (F.col("srcaddr") == address) | (F.col("dstaddr") == address)
-    return with_sides(cf.where(cond))
+    return cond
+
+
+def through(
+    cf: DataFrame, interface_id: str | None = None, address: str | None = None, resource_id: str | None = None
+) -> DataFrame:
+    """The flows of one interface (its flow log), of one regional NAT gateway (resource-id) or to/from one
+    address: what passes a NAT gateway."""
+    return with_sides(cf.where(nat_condition(cf.columns, interface_id, address, resource_id)))
 
 
 def nat_services(sel: DataFrame, price: NatPrice = NatPrice(), region: str | None = None) -> DataFrame:
@@ -717,6 +774,10 @@ def blank_reasons(
     else:
         aws = "the peer is not in AWS's published prefixes"
     beacon_resource = no_snapshot if not interfaces else "only on beaconing rows; there, " + not_in_snapshot
+    own = (
+        "none in the records where the address is the interface's own (an egress source, an ingress "
+        "destination: needs flow-direction); ECS fields are version 7, tag values version 11"
+    )
     out: dict[str, list[tuple[tuple[str, ...], str]]] = {
         "north_south/top_peers": [(asn_cols, asn), (geo_cols, geo)],
         "hunt/peers": [
@@ -731,8 +792,8 @@ def blank_reasons(
             ),
             (("longest_session_s",), "no accepted flow"),
         ],
-        "talkers/top_sources": [(("resource",), resource), (geo_cols, geo)],
-        "talkers/top_destinations": [(("resource",), resource), (geo_cols, geo)],
+        "talkers/top_sources": [(("resource",), resource), (geo_cols, geo), (("ecs_service", "tags"), own)],
+        "talkers/top_destinations": [(("resource",), resource), (geo_cols, geo), (("ecs_service", "tags"), own)],
         "network/intel_contacts": [(geo_cols, geo)],
         "talkers/nat_sources": [
             (("resource",), resource),

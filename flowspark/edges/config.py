@@ -104,7 +104,7 @@ class ReportsConfig:
     # warn (blocklists change daily; a stale one misses today's addresses); 0 = never
     intel_max_age_days: int = 7
     endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
-    nat: str = ""  # default --nat target: an interface id (eni-...) or an address; "" = no NAT section
+    nat: str = ""  # default --nat target: an interface (eni-...), an address or a regional NAT gateway (nat-...)
     nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint
     # ASN organisations (as the --asn-db names them, case-insensitive) left out of top_peers, e.g. a CDN or
     # your own provider whose traffic is known and would crowd out the peers worth a look; default none

@@ -213,25 +213,22 @@ def _sections(
             out = {k: R.with_country(v, asn.peer_country(v, opts.geo_db, "address"), "address") for k, v in out.items()}
         nat = opts.nat or rc.nat
         if nat:
-            eni = nat if nat.startswith("eni-") else None
+            target = R.nat_target(nat)
+            eni = target.get("interface_id")
             # the NAT's flows only, classified with their pkt- addresses too (where the packets really went),
             # against the classes of the NAT's own addresses only (ip_classes has every address of the lake)
-            mine = (
-                flows.where(F.col("interface_id") == eni)
-                if eni
-                else flows.where((F.col("srcaddr") == nat) | (F.col("dstaddr") == nat))
-            )
+            mine = flows.where(R.nat_condition(flows.columns, **target))
             pkt = "pkt_srcaddr" in flows.columns
             cols = ["srcaddr", "dstaddr"] + (["pkt_srcaddr", "pkt_dstaddr"] if pkt else [])
             used = mine.select(F.explode(F.array(*cols)).alias("ip")).where(F.col("ip").isNotNull()).distinct()
             narrow = ip_classes.join(used, "ip", "left_semi")
-            sel = R.through(classified_flows(mine, narrow, pkt=pkt), interface_id=eni, address=None if eni else nat)
+            sel = R.through(classified_flows(mine, narrow, pkt=pkt), **target)
             # two sections read it, and classifying its pkt- addresses joins ip_classes twice more: once
             sel = sel.persist(StorageLevel.MEMORY_AND_DISK)
             keep.append(sel)
             services = R.nat_services(sel, price, opts.nat_region or rc.nat_region or None)
             what = nat
-            if inp.interfaces is not None and inp.addresses is not None:
+            if inp.interfaces is not None and inp.addresses is not None and "resource_id" not in target:
                 # which resource the NAT is: one row of the snapshot, on the driver for the note
                 res = inp.interfaces if eni else inp.addresses
                 services = R.with_resource(services.select(F.lit(nat).alias("nat"), "*"), res, "nat", "nat_resource")
