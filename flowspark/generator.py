@@ -812,6 +812,24 @@ def _pattern_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int) -
     return parts
 
 
+NACL_HOURS = (3, 11, 19)  # version 11: a network ACL drops a ping's reply in the first file of these hours
+
+
+def _nacl_rows(cfg: dict, plan: _Plan, rng: np.random.Generator, slot: int) -> list[dict]:
+    """AWS's own example of a network ACL at work: a ping from an Internet address ACCEPTed in on an app
+    interface, its reply REJECTed on the way out (security groups are stateful; only an ACL's outbound rule
+    drops a reply). Two records, the peer new each time."""
+    t = cfg["t0"] + slot * SLOT_SECONDS + int(rng.integers(0, 200))
+    eni = int(plan.app_enis[-1])
+    peer = np.uint64(_pub_v4(rng, 1)[0])
+    here = np.uint64(plan.eni_v4[eni])
+    ping = _part(1, eni=eni, src_hi=0, src_lo=peer, dst_hi=0, dst_lo=here, sport=0, dport=0, proto=1, packets=4,
+                 bytes=336, start=t, end=t + 3, dir=0)
+    reply = _part(1, eni=eni, src_hi=0, src_lo=here, dst_hi=0, dst_lo=peer, sport=0, dport=0, proto=1, packets=4,
+                  bytes=336, start=t, end=t + 3, dir=1, action=1, tpath=8)
+    return [ping, reply]
+
+
 _KIND_NAMES = {K_NAT: "nat", K_LB: "load_balancer", K_DB: "database", K_BASTION: "bastion", K_APP: "app"}
 
 
@@ -882,6 +900,10 @@ def _build_slot(cfg: dict, plan: _Plan, slot: int) -> dict | None:
     if plan.fl == 0 and runts >= _HUNT_MIN_RUNTS:
         parts += _pattern_rows(cfg, plan, rng, slot)
         runts -= _HUNT_RECORDS
+    hour = slot // SLOTS_PER_TASK
+    if plan.version >= 11 and plan.fl == 0 and slot % SLOTS_PER_TASK == 0 and hour % 24 in NACL_HOURS and runts >= 2:
+        parts += _nacl_rows(cfg, plan, _rng(cfg["seed"], plan.fl, 7, slot), slot)
+        runts -= 2  # the records stay exactly the number asked for
     parts += _runt_rows(cfg, plan, rng, slot, runts)
     parts += _status_rows(cfg, plan, rng, slot, int(plan.nodata_per_slot[slot]), 1)
     parts += _status_rows(cfg, plan, rng, slot, int(plan.skip_per_slot[slot]), 2)
@@ -1279,6 +1301,11 @@ def _v11_truth(acc: dict, plan: _Plan, c: dict, ok: np.ndarray) -> None:
     for status in ("0", "1", "2", "3"):
         key = f"accepted_bytes_encryption_{status}"
         acc[key] = acc.get(key, 0) + int(c["bytes"][accept & (v["encryption-status"] == status)].sum())
+    # outgoing REJECTs: only the planted responses a network ACL dropped (_nacl_rows) are, in this generator
+    dropped = ok & (c["action"] == 1) & (c["dir"] == 1)
+    pairs = len(set(zip(c["eni"][dropped].tolist(), c["dst_lo"][dropped].tolist(), c["dst_hi"][dropped].tolist())))
+    acc["nacl_dropped_responses"] = acc.get("nacl_dropped_responses", 0) + int(dropped.sum())
+    acc["nacl_pairs"] = acc.get("nacl_pairs", 0) + pairs
 
 
 def _key_stats(k0, shi, slo, dhi, dlo, hour) -> dict:

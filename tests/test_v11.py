@@ -167,6 +167,11 @@ def test_generated_v11_data_and_the_network_report_match_the_generators_truth(sp
     assert causes == {"BPA": truth["rejected_records_BPA"], None: truth["rejected_records_no_reason"]}
     by_status = {r["encryption_status"]: r["bytes"] for r in section("encryption").collect()}
     assert by_status == {k: truth[f"accepted_bytes_encryption_{k}"] for k in range(4)}
+    # a network ACL's dropped replies (the generator plants AWS's ping example; no other outgoing REJECT)
+    nacl = section("nacl_drops")
+    assert nacl.count() == truth["nacl_pairs"] > 0
+    assert nacl.agg(F.sum("rejected_responses")).first()[0] == truth["nacl_dropped_responses"]
+    assert {r["nacl_rule"] for r in nacl.collect()} == {"outbound rule (the request came in)"}
     # the Transit Gateway's flow log: packets lost per cause and attachment, as the generator counted them
     tgw, drops = every["tgw"], section("tgw_drops")
     causes = {"no-route": "no route", "blackhole": "blackhole route", "mtu-exceeded": "MTU exceeded", "ttl-expired": "TTL expired"}

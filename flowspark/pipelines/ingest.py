@@ -391,7 +391,11 @@ def _complete(run: Run, claim: ledger.Claim, defn: flows.FlowsDefinition) -> Ing
 
     s3 = S3Access.from_config(cfg.s3)
     parsed = read_objects(spark, objs, s3, run.fmt, cfg.ingest.parquet_suffixes, run.as_flows)
-    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    # On local disk, never in the heap: a partition (a bin of objects, up to 64 MB of gzip, millions of rows)
+    # cached MEMORY_AND_DISK and spilled is read back whole into one heap buffer (BlockManager's
+    # maybeCacheDiskBytesInMemory): "Java heap space" at 10 M records with a 2 GB driver. DISK_ONLY streams it
+    # back batch by batch, so memory stays flat in the data size.
+    parsed = parsed.persist(StorageLevel.DISK_ONLY)
     try:
         _fault("reading", spark)
         read = _summarise(_per_object(parsed, defn.seconds, candidates), candidates)  # the one read, cached
