@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
          f"reasons, encryption status, tags; and a Transit Gateway's flow log), {truth['files']:,} objects -> {raw}")
 
     from flowspark.pipelines.common import create_session, load_config
+    from flowspark.pipelines.export import run_export_ocsf
     from flowspark.pipelines.intel import run_intel_load
     from flowspark.pipelines.interfaces import run_interfaces
     from flowspark.pipelines.report import ReportOptions
@@ -162,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             report_formats=("csv", "xlsx", "html"), report_dir=str(reports), report_options=options, progress=progress,
             steps=("ingest", "tag", "classify", "findings", "reports"),
         )
+        # The flows as OCSF Network Activity events, laid out as Amazon Security Lake takes a custom source
+        t = time.time()
+        exported = run_export_ocsf(spark, str(lake), str(out / "ocsf"))
+        line("export", time.time() - t, f"{exported.events:,} OCSF events ({exported.records:,} records, "
+             f"{exported.partitions} partitions, checked) -> {out / 'ocsf'}")
     finally:
         spark.stop()
         server.stop()
