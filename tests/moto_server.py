@@ -75,3 +75,25 @@ def recorded(endpoint: str) -> list[dict]:
             entry = json.loads(line)
             out.append({"method": entry["method"], "url": entry["url"], "headers": entry["headers"]})
     return out
+
+
+@contextmanager
+def aws_test_credentials(spark) -> Iterator[None]:
+    """moto's test credentials through the standard AWS chain only (the environment), of this driver process
+    and of the Python workers the session starts from now on (ingest reads objects with boto3 there);
+    both restored afterwards."""
+    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    workers = spark.sparkContext.environment
+    before = {k: workers.get(k) for k in creds}
+    saved = {k: os.environ.get(k) for k in creds}
+    try:
+        os.environ.update(creds)
+        workers.update(creds)
+        yield
+    finally:
+        for env, old in ((workers, before), (os.environ, saved)):
+            for k, v in old.items():
+                if v is None:
+                    env.pop(k, None)
+                else:
+                    env[k] = v

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from moto_server import aws_test_credentials
 from pyspark.sql import functions as F
 
 from flowspark.edges import tables
@@ -221,18 +222,12 @@ def test_flows_to_ocsf_and_back_with_as_flows_are_the_same_flows(spark, cfg, doc
 
 
 @pytest.mark.s3
-def test_export_to_s3_and_ingest_from_it(spark, cfg, docs_lake, moto_s3, tmp_path, monkeypatch):
+def test_export_to_s3_and_ingest_from_it(spark, cfg, docs_lake, moto_s3, tmp_path):
     """The export written to S3 (moto's server, S3A) and ingested from there (boto3 on the executors)."""
     from flowspark.edges.config import with_overrides
 
     moto_s3.point_s3a_here()
-    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    workers = spark.sparkContext.environment
-    before = {k: workers.get(k) for k in creds}
-    for k, v in creds.items():
-        monkeypatch.setenv(k, v)
-    workers.update(creds)
-    try:
+    with aws_test_credentials(spark):
         cfg = with_overrides(cfg, s3={"endpoint": moto_s3.endpoint, "path_style": True})
         moto_s3.client.create_bucket(Bucket="securitylake")
         lake = str(docs_lake[0])
@@ -243,9 +238,3 @@ def test_export_to_s3_and_ingest_from_it(spark, cfg, docs_lake, moto_s3, tmp_pat
         s = run_ingest(spark, cfg, "s3://securitylake/ext/flowspark", str(back))
         assert (s.records, s.rejected) == (e.events, 0)
         _same(_records(spark, lake), _records(spark, back))
-    finally:
-        for k, v in before.items():
-            if v is None:
-                workers.pop(k, None)
-            else:
-                workers[k] = v

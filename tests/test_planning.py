@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from moto_server import moto_server, recorded, recorder
+from moto_server import aws_test_credentials, moto_server, recorded, recorder
 
 from flowspark.edges import tables
 from flowspark.edges.config import with_overrides
@@ -123,29 +123,16 @@ def test_planning_reads_no_object_and_the_tasks_one_get_each(spark, cfg, tmp_pat
             "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         }.items():  # fmt: skip
             hconf.set(f"fs.s3a.bucket.{bucket}.{k}", v)
-        creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-        workers = spark.sparkContext.environment
-        before = {k: workers.get(k) for k in creds}
-        try:
-            with pytest.MonkeyPatch.context() as mp:
-                for k, v in creds.items():
-                    mp.setenv(k, v)
-                workers.update(creds)
-                recorder(ep, "reset-recording")
-                recorder(ep, "start-recording")
-                t0 = time.time()
-                s = run_ingest(
-                    spark, with_overrides(cfg, s3={"endpoint": ep, "path_style": True}), f"s3://{bucket}/AWSLogs",
-                    str(tmp_path / "lake"),
-                )  # fmt: skip
-                seconds = time.time() - t0
-                recorder(ep, "stop-recording")
-        finally:
-            for k, v in before.items():
-                if v is None:
-                    workers.pop(k, None)
-                else:
-                    workers[k] = v
+        with aws_test_credentials(spark):
+            recorder(ep, "reset-recording")
+            recorder(ep, "start-recording")
+            t0 = time.time()
+            s = run_ingest(
+                spark, with_overrides(cfg, s3={"endpoint": ep, "path_style": True}), f"s3://{bucket}/AWSLogs",
+                str(tmp_path / "lake"),
+            )  # fmt: skip
+            seconds = time.time() - t0
+            recorder(ep, "stop-recording")
         requests = recorded(ep)
     assert (s.files_read, s.headers, s.records, s.rows_written, s.rejected) == (2000, 2000, 4000, 4000, 0)
     gets = [r for r in requests if r["method"] == "GET" and "list-type" not in r["url"] and "?" not in r["url"]]

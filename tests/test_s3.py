@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from moto_server import aws_test_credentials
 
 from flowspark.edges import tables
 from flowspark.generator import generate
@@ -19,21 +20,8 @@ pytestmark = pytest.mark.s3
 @pytest.fixture(scope="module")
 def s3(moto_s3):
     moto_s3.point_s3a_here()
-    # ingest reads objects with boto3, credentials from the standard AWS chain: here the environment, of this
-    # (driver) process and of the Python workers this session starts from now on.
-    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    workers = moto_s3.spark.sparkContext.environment
-    before = {k: workers.get(k) for k in creds}
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in creds.items():
-            mp.setenv(k, v)
-        workers.update(creds)
+    with aws_test_credentials(moto_s3.spark):
         yield moto_s3.client
-    for k, v in before.items():
-        if v is None:
-            workers.pop(k, None)
-        else:
-            workers[k] = v
 
 
 def test_ingest_from_s3_both_schemes_and_dedup_into_an_s3_lake(spark, cfg, s3, moto_s3, tmp_path):

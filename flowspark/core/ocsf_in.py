@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowspark.core.ocsf import ACTION, ACTIVITY, BOUNDARY, CLASS_UID, DIRECTION, SIDED, UNKNOWN_REGION
-from flowspark.core.schema import BY_AWS, BY_COLUMN
+from flowspark.core.schema import BY_COLUMN, column_of
 
 # An OCSF event's columns (a Parquet file whose schema holds them is read as OCSF, not as a delivery).
 MARKERS = ("class_uid", "src_endpoint", "dst_endpoint")
@@ -97,12 +97,8 @@ def _unmapped(batch: pa.RecordBatch) -> tuple[pa.Array | None, list[str]]:
 def _column(key: str) -> str:
     """An `unmapped` key (a flowspark column, or an AWS name in either spelling) as AWS's Parquet deliveries
     name the field (pkt-srcaddr, pkt_srcaddr -> pkt_srcaddr; encryption_status_code -> encryption_status)."""
-    f = BY_COLUMN.get(key) or BY_AWS.get(key.replace("_", "-"))
-    return f.aws.replace("-", "_") if f else key
-
-
-def _is_field(key: str) -> bool:
-    return key in BY_COLUMN or key.replace("_", "-") in BY_AWS
+    column = column_of(key)
+    return BY_COLUMN[column].aws.replace("-", "_") if column else key
 
 
 def _from_map(arr: pa.Array | None, key: str, n: int) -> pa.Array:
@@ -171,10 +167,10 @@ def flow_log_fields(batch: pa.RecordBatch, as_flows: bool) -> Fields:
     cols["region"] = pc.if_else(pc.fill_null(pc.equal(region, UNKNOWN_REGION), False), _NULL, region)
     cols["az_id"] = _text(_path(batch, "cloud.zone"))
     cols["version"] = _text(_path(batch, "metadata.product.version"))
-    unknown = [k for k in keys if not _is_field(k)]
+    unknown = [k for k in keys if column_of(k) is None]
     for key in keys:
         column = _column(key)
-        if column in cols or column in SIDED or key in unknown:
+        if column in cols or key in unknown:
             continue
         cols[column] = _from_map(unmapped, key, n)  # a flow log field OCSF has no place for
     flat = pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols))
