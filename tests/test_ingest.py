@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -396,3 +397,26 @@ def test_account_and_region_come_from_the_object_name_when_the_format_lacks_them
     want = [(aws, "111122223333", "eu-west-3"), (own, "444455556666", "us-east-1"), ("export.log", None, None)]
     assert_df_equality(got, spark.createDataFrame(want, "f string, account_id string, region string"),
                        ignore_row_order=True, ignore_nullable=True)  # fmt: skip
+
+
+def test_the_parsed_rows_scratch_is_removed_after_each_claim_and_stale_ones_after_a_day(spark, cfg, tmp_path):
+    """A claim's parsed rows live in <lake>/_scratch/<claim>.<token> only while its tables are written; one
+    left by a killed attempt is removed by the first ingest after a day, one of an attempt running now is not."""
+    src, lake = tmp_path / "src", tmp_path / "lake"
+    src.mkdir()
+    line = "2 111 eni-a 10.0.0.1 10.0.1.1 49152 443 6 1 100 1620140761 1620140821 ACCEPT OK"
+    (src / "a.log").write_text(line + "\n")
+    s = run_ingest(spark, cfg, str(src), str(lake))
+    assert s.reconciled() and s.rows_written == 1
+    assert not any((lake / tables.SCRATCH).iterdir())  # the claim's own folder is gone
+    stale, fresh = lake / tables.SCRATCH / "dead.0", lake / tables.SCRATCH / "live.1"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "part-0.parquet").write_bytes(b"x")
+    day_ago = dt.datetime.now().timestamp() - 25 * 3600
+    for p in (stale, stale / "part-0.parquet"):
+        os.utime(p, (day_ago, day_ago))
+    (src / "b.log").write_text(line.replace("eni-a", "eni-b") + "\n")
+    s = run_ingest(spark, cfg, str(src), str(lake))
+    assert s.rows_written == 1
+    assert sorted(p.name for p in (lake / tables.SCRATCH).iterdir()) == ["live.1"]

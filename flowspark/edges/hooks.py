@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -112,6 +113,26 @@ def hold_reading() -> None:
     parent, deadline = os.getppid(), time.time() + HOLD_SECONDS
     while time.time() < deadline and os.getppid() == parent:
         time.sleep(0.2)
+
+
+def fault_when_reading(point: str) -> None:
+    """Under FLOWSPARK_FAULT=<point>: from a watcher thread, fault(point) once a read task has said it holds
+    (new `reading.<pid>` evidence), not after a guess at how long a task takes to start (a loaded machine
+    starts its Python workers late); after HOLD_SECONDS without one, fault anyway (the test then sees no
+    reading evidence and fails)."""
+    if not fault_armed(point):
+        return
+    where = folder() or "."
+    os.makedirs(where, exist_ok=True)
+    before = {n for n in os.listdir(where) if n.startswith("reading.")}
+
+    def watch() -> None:
+        deadline = time.time() + HOLD_SECONDS
+        while time.time() < deadline and not {n for n in os.listdir(where) if n.startswith("reading.")} - before:
+            time.sleep(0.02)
+        fault(point)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def barrier(name: str, token: str | None = None) -> None:

@@ -619,6 +619,55 @@ def lake_tables(spark: SparkSession, lake: str, depth: int = 3) -> list[str]:
     return sorted(n for n in found if n)
 
 
+SCRATCH = "_scratch"  # <lake>/_scratch/<claim>.<token>: a claim's parsed rows while its tables are written
+
+
+def scratch_path(lake: str, claim_id: str, token: str) -> str:
+    """Where one attempt at a claim keeps its parsed rows (its own folder: two runs resuming one claim at once
+    never share one). Not a table: lake_tables skips folders starting with '_'."""
+    return f"{normalise_uri(lake)}/{SCRATCH}/{claim_id}.{token}"
+
+
+def spill(df: DataFrame, path: str) -> DataFrame:
+    """Write df once, as a Delta table of its own at path, and return it read back: later reads take only the
+    columns they need. Parquet holds nulls at next to no cost, where Spark's columnar cache stores each null's
+    position. Delta, not plain Parquet: its files are written where they stay (no job commit renaming them,
+    which is a copy on S3). lz4 and no file statistics: the table lives for one claim."""
+    conf = {
+        "spark.sql.parquet.compression.codec": "lz4",
+        "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols": "0",
+        "spark.databricks.delta.stats.collect": "false",
+    }
+    with session_conf(df.sparkSession, conf):
+        df.write.format("delta").mode("overwrite").option("parquet.block.size", 32 << 20).save(path)
+    return df.sparkSession.read.format("delta").load(path)
+
+
+def remove(spark: SparkSession, path: str) -> None:
+    """Delete a folder (recursively); nothing there is not an error."""
+    fs, p = _hadoop_fs(spark, path)
+    if fs.exists(p):
+        fs.delete(p, True)
+
+
+def remove_stale_scratch(spark: SparkSession, lake: str, hours: float = 24.0) -> list[str]:
+    """Remove the scratch folders of attempts that ended without removing theirs (a crash, a kill) and whose
+    newest file is older than `hours` (an attempt running now keeps writing or reading its own, and no claim
+    runs for a day). By the newest file, not the folder's time: S3 has no folders. Returns their names."""
+    fs, root = _hadoop_fs(spark, f"{normalise_uri(lake)}/{SCRATCH}")
+    if not fs.exists(root):
+        return []
+    cutoff, gone = (time.time() - hours * 3600) * 1000, []
+    for st in fs.listStatus(root):
+        newest, files = st.getModificationTime(), fs.listFiles(st.getPath(), True)
+        while files.hasNext():
+            newest = max(newest, files.next().getModificationTime())
+        if newest < cutoff:
+            fs.delete(st.getPath(), True)
+            gone.append(st.getPath().getName())
+    return gone
+
+
 def live_files(spark: SparkSession, lake: str, name: str) -> DataFrame:
     """The data files of the table's current snapshot, replayed from its Delta log with Spark (the newest
     classic checkpoint and the JSON commits after it; no data file is read): columns table, path (relative
