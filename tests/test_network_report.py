@@ -333,3 +333,59 @@ def test_data_quality_from_the_ledger(spark):
     assert N.data_quality(old).count() == 0
     # done rows of such claims in an upgraded ledger (done_at NULL) are left out too
     assert N.data_quality(ledger.withColumn("done_at", F.lit(None).cast("timestamp"))).count() == 0
+
+
+def test_late_objects_arrive_past_the_grace_after_the_end_of_their_last_day(spark):
+    """An object is late when S3 got it (modification_time_ms) more than the grace (60 minutes by default)
+    after the end of the last UTC day of its records; max_delay_minutes is the largest delivery after that
+    end, 0 for an object that came before it."""
+    d1, d2 = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
+
+    def ms(*when):  # an instant in UTC, as S3's LastModified in epoch milliseconds
+        return int(dt.datetime(*when, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+    claimed = dt.datetime(2024, 6, 9, 12)
+    ledger = spark.createDataFrame(
+        [
+            # day 1 ends 2024-06-02 00:00 UTC: 5 minutes before it (delay 0), exactly 60 minutes after it (not
+            # more than the grace: on time, delay 60.0) and 60.5 minutes after it (late)
+            ("on_time", [d1], ms(2024, 6, 1, 23, 55), "done", claimed),
+            ("inside", [d1], ms(2024, 6, 2, 1, 0), "done", claimed),
+            ("past", [d1], ms(2024, 6, 2, 1, 0, 30), "done", claimed),
+            # records on days 1 and 2: counted on day 1, late only after day 2 ends (2024-06-03 00:00): 5 hours
+            # after day 1's end is on time
+            ("two_days", [d1, d2], ms(2024, 6, 2, 5, 0), "done", claimed),
+            # day 2 ends 2024-06-03 00:00: three hours later is late (180 minutes)
+            ("d2_late", [d2], ms(2024, 6, 3, 3, 0), "done", claimed),
+            # no record day: counted on the day of its claim, never late, no delay
+            ("empty", [], ms(2024, 6, 9, 11, 0), "done", claimed),
+        ],
+        "source_file string, days array<date>, modification_time_ms bigint, state string, ingested_at timestamp",
+    ).withColumn("done_at", F.col("ingested_at"))
+    ddl = "day date, objects bigint, late_objects bigint, max_delay_minutes double"
+    same(
+        N.data_quality(ledger),
+        [(d1, 4, 1, 60.5), (d2, 1, 1, 180.0), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+    # no grace: "inside" (60 minutes) is late too; two hours: only day 2's object (180 minutes)
+    same(
+        N.data_quality(ledger, late_after_minutes=0),
+        [(d1, 4, 2, 60.5), (d2, 1, 1, 180.0), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+    same(
+        N.data_quality(ledger, late_after_minutes=120),
+        [(d1, 4, 0, 60.5), (d2, 1, 1, 180.0), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+    # a ledger without delivery times (hand-made, or not from S3): nothing late, no delay
+    same(
+        N.data_quality(ledger.drop("modification_time_ms")),
+        [(d1, 4, 0, None), (d2, 1, 0, None), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )

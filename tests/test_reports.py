@@ -799,6 +799,10 @@ def test_reports_config_validates():
         ReportsConfig(nat_price_per_gb="cheap")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="top_n must be at least 1"):
         ReportsConfig(top_n=0)
+    assert ReportsConfig().late_after_minutes == 60.0
+    assert ReportsConfig(late_after_minutes=90).late_after_minutes == 90.0
+    with pytest.raises(ConfigError, match="late_after_minutes must be a number >= 0"):
+        ReportsConfig(late_after_minutes=-1)
 
 
 def test_old_hunt_thresholds_are_aliases_of_the_detections_with_a_warning(tmp_path, caplog):

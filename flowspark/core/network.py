@@ -444,19 +444,37 @@ def protocol_mix(flows: DataFrame) -> DataFrame:
     )
 
 
-def data_quality(ledger: DataFrame) -> DataFrame:
+# An object AWS delivers (its S3 LastModified) later than this after the end of the last UTC day of its
+# records is late ([reports] late_after_minutes).
+LATE_AFTER_MINUTES = 60
+_DAY_MS = 86_400_000
+
+
+def data_quality(ledger: DataFrame, late_after_minutes: float = LATE_AFTER_MINUTES) -> DataFrame:
     """Per UTC day: objects, broken_objects (read only in part, or not at all: `problem` set), records (record
-    lines read), rejected_lines, nodata, skipdata, rejected_share. Each object counts once, on the first day
-    of its records (AWS delivers an object per 5 minutes, so nearly all hold one day); one without a valid
-    record on the day it was claimed. Reads the ledger's done rows, the newest per object (a rewritten or
-    --force'd object replaces its rows: its older version is not counted). Ledger rows of a flowspark before
-    the ledger kept outcomes (no done_at) are left out; a ledger without those columns gives no rows."""
+    lines read), rejected_lines, nodata, skipdata, rejected_share, late_objects and max_delay_minutes. Each
+    object counts once, on the first day of its records (AWS delivers an object per 5 minutes, so nearly all
+    hold one day); one without a valid record on the day it was claimed. Reads the ledger's done rows, the
+    newest per object (a rewritten or --force'd object replaces its rows: its older version is not counted).
+    Ledger rows of a flowspark before the ledger kept outcomes (no done_at) are left out; a ledger without
+    those columns gives no rows.
+
+    Late: an object whose delivery (`modification_time_ms`, the S3 LastModified) is more than
+    `late_after_minutes` after the end of the LAST UTC day of its records (the day after max(days), 00:00
+    UTC): a report of that day read before it arrived missed it. An object with no record day is never late.
+    max_delay_minutes: the largest delivery minus that end, in minutes (0 when every object came before it
+    ended; NULL when no object of the day has a record day and a delivery time)."""
     if "done_at" not in ledger.columns:
         return ledger.sparkSession.createDataFrame([], DATA_QUALITY_SCHEMA)
     done = ledger.where((F.coalesce(_col(ledger, "state"), F.lit("done")) == "done") & F.col("done_at").isNotNull())
     newest = Window.partitionBy("source_file").orderBy(F.col("ingested_at").desc(), F.col("done_at").desc())
     done = done.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
-    day = F.coalesce(F.array_min(_col(ledger, "days", "array<date>")), F.to_date("ingested_at"))
+    days = _col(ledger, "days", "array<date>")
+    day = F.coalesce(F.array_min(days), F.to_date("ingested_at"))
+    # the end of the last record day, in epoch ms (unix_date counts UTC days: no session time zone involved)
+    day_end_ms = (F.unix_date(F.array_max(days)).cast("long") + F.lit(1)) * F.lit(_DAY_MS)
+    delay_ms = _col(ledger, "modification_time_ms", "long") - day_end_ms
+    grace_ms = F.lit(float(late_after_minutes) * 60_000)
     g = done.groupBy(day.alias("day")).agg(
         F.count(F.lit(1)).alias("objects"),
         F.count(_col(ledger, "problem")).alias("broken_objects"),
@@ -469,6 +487,11 @@ def data_quality(ledger: DataFrame) -> DataFrame:
                 ("skipdata", "skipdata"),
             )
         ],
+        F.count(F.when(delay_ms > grace_ms, 1)).alias("late_objects"),
+        # greatest() skips NULLs: an object without a record day or a delivery time gives no delay at all
+        F.round(F.max(F.when(delay_ms.isNotNull(), F.greatest(delay_ms, F.lit(0)) / F.lit(60_000.0))), 1).alias(
+            "max_delay_minutes"
+        ),
     )
     return g.withColumn(
         "rejected_share",
@@ -478,5 +501,5 @@ def data_quality(ledger: DataFrame) -> DataFrame:
 
 DATA_QUALITY_SCHEMA = (
     "day date, objects long, broken_objects long, records long, rejected_lines long, nodata long, skipdata long, "
-    "rejected_share double"
+    "late_objects long, max_delay_minutes double, rejected_share double"
 )

@@ -718,7 +718,7 @@ charts share one log scale, so a small series (REJECT) shows beside a large one.
 {% if talkers %}
 <h2 id="talkers">Talkers and NAT cost</h2>
 <h3>NAT cost by AWS service</h3>
-{% for n in meta.notes if not n.startswith(("cross-AZ", "intel list")) %}<p class="note">{{ n }}</p>{% endfor %}
+{% for n in meta.notes if not n.startswith(network_notes) %}<p class="note">{{ n }}</p>{% endfor %}
 {% if talkers.nat_services is defined %}
 <p>Processed: <b title="{{ '{:,}'.format(nat_total.bytes) }} bytes">{{ hbytes(nat_total.bytes) }}</b>, estimated
 data-processing cost <b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would
@@ -793,7 +793,10 @@ pair this way).</p>
 </p>{% endif %}
 <h3>Data quality per day</h3>
 <p class="note">From the ledger: objects read, objects read in part or not at all, record lines, rejected
-lines, NODATA and SKIPDATA records (each object counted on the first day of its records).</p>
+lines, NODATA and SKIPDATA records (each object counted on the first day of its records), late objects (S3
+got them after the end of the last day of their records and the grace below: a report of that day made
+before then missed them) and the longest delivery delay after that end, in minutes.</p>
+{% for n in meta.notes if n.startswith("late objects") %}<p class="note">{{ n }}</p>{% endfor %}
 {{ table(t.data_quality) }}
 {% endif %}
 
@@ -880,6 +883,10 @@ NETWORK_SECTIONS = (
     "data_quality",
     "intel_contacts",
 )
+
+
+# How the network report's notes start: shown in its own section, not among the talkers' notes.
+NETWORK_NOTES = ("cross-AZ", "intel list", "late objects", "previous period")
 
 
 def _sum_by(rows: Rows, label: str, value: str) -> tuple[list[str], list[float]]:
@@ -1084,6 +1091,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         talkers=talkers,
         hunt=hunt,
         network=network,
+        network_notes=NETWORK_NOTES,
         has_hunt=bool(hunt),
         has_findings="findings" in extras,
         intel_look=intel_look,

@@ -289,7 +289,12 @@ def _network(
             contacts = R.with_country(contacts, asn.peer_country(contacts, geo_db, "listed"), "listed")
         out["intel_contacts"] = contacts if inp.addresses is None else R.with_resource(contacts, inp.addresses, "local")
     if inp.ledger is not None:
-        out["data_quality"] = in_dates(N.data_quality(inp.ledger), inp.date_from, inp.date_to, "day")
+        quality = N.data_quality(inp.ledger, rc.late_after_minutes)
+        out["data_quality"] = in_dates(quality, inp.date_from, inp.date_to, "day")
+        notes.append(
+            f"late objects: delivered more than {rc.late_after_minutes:g} minutes after the end of the last UTC day "
+            "of their records ([reports] late_after_minutes)"
+        )
     notes.append(
         f"cross-AZ cost: ${price.per_gb}/GB that crosses AZs (read {price.read_on}, {rc.cross_az_price_source}), "
         f"1 GB = {price.bytes_per_gb:,} bytes"
