@@ -389,3 +389,92 @@ def test_late_objects_arrive_past_the_grace_after_the_end_of_their_last_day(spar
         ddl,
         spark,
     )
+
+
+PERIOD_COLUMNS = (
+    "srcaddr string, dstaddr string, action string, records bigint, packets bigint, bytes bigint, "
+    "encryption_status_code int, event_date date"
+)
+PERIOD_DDL = (
+    "position int, measure string, current bigint, previous bigint, change bigint, change_share double, "
+    "previous_from date, previous_to date"
+)
+JUN = [dt.date(2024, 6, d) for d in range(32 - 31, 31)]  # JUN[1] is 2024-06-01
+JUN.insert(0, dt.date(2024, 5, 31))  # JUN[0] is 2024-05-31, JUN[d] is June d
+
+
+@pytest.fixture(scope="module")
+def lake_flows(spark):
+    """Flows of six days: the report's range will be June 3-4, its previous period June 1-2; May 31 and June 5
+    are outside both."""
+    return spark.createDataFrame(
+        [
+            ("10.0.0.9", "10.0.0.8", "REJECT", 7, 7, 7000, 0, JUN[0]),  # May 31: before the previous period
+            # the previous period, June 1-2
+            ("10.0.0.1", "10.0.0.2", "ACCEPT", 1, 4, 400, 0, JUN[1]),
+            ("10.0.0.4", "10.0.0.2", "ACCEPT", 1, 4, 800, 1, JUN[2]),
+            # the report's range, June 3-4
+            ("10.0.0.1", "10.0.0.2", "ACCEPT", 2, 10, 1000, 0, JUN[3]),
+            ("10.0.0.1", "10.0.0.3", "ACCEPT", 1, 5, 500, 2, JUN[4]),
+            ("45.0.0.9", "10.0.0.2", "REJECT", 3, 3, 180, None, JUN[4]),
+            ("10.0.0.7", "10.0.0.6", "ACCEPT", 9, 9, 9000, 0, JUN[5]),  # June 5: after the range
+        ],
+        PERIOD_COLUMNS,
+    )
+
+
+def test_previous_period_is_the_same_number_of_days_just_before():
+    assert N.previous_period(JUN[3], JUN[4]) == (JUN[1], JUN[2])
+    assert N.previous_period(JUN[3], JUN[3]) == (JUN[2], JUN[2])
+    # a week across a month end, in a leap year: February 23-29
+    assert N.previous_period(dt.date(2024, 3, 1), dt.date(2024, 3, 7)) == (dt.date(2024, 2, 23), dt.date(2024, 2, 29))
+    # a range open at either end has none
+    assert N.previous_period(None, JUN[4]) is None and N.previous_period(JUN[3], None) is None
+
+
+def test_the_range_beside_the_same_window_of_the_previous_period(spark, lake_flows):
+    from flowspark.core.dates import in_dates
+
+    first, last = N.previous_period(JUN[3], JUN[4])
+    current, previous = in_dates(lake_flows, JUN[3], JUN[4]), in_dates(lake_flows, first, last)
+    # June 3-4: 3 flows; records 2+1+3 = 6; packets 10+5+3 = 18; bytes 1000+500+180 = 1680; rejected: the
+    # scanner's 3 records, 180 bytes; cleartext: the accepted 1000 bytes of status 0 (the REJECT has no
+    # status); sources 10.0.0.1 and 45.0.0.9; destinations 10.0.0.2 and 10.0.0.3.
+    # June 1-2: 2 flows, records 2, packets 8, bytes 400+800 = 1200, nothing rejected, cleartext 400,
+    # sources 10.0.0.1 and 10.0.0.4, one destination (10.0.0.2).
+    same(
+        N.period_comparison(current, previous, first, last),
+        [
+            (1, "flows", 3, 2, 1, 0.5, first, last),
+            (2, "records", 6, 2, 4, 2.0, first, last),
+            (3, "packets", 18, 8, 10, 1.25, first, last),
+            (4, "bytes", 1680, 1200, 480, 0.4, first, last),
+            (5, "rejected_records", 3, 0, 3, None, first, last),  # nothing rejected before: no share
+            (6, "rejected_bytes", 180, 0, 180, None, first, last),
+            (7, "cleartext_bytes", 1000, 400, 600, 1.5, first, last),
+            (8, "source_addresses", 2, 2, 0, 0.0, first, last),
+            (9, "destination_addresses", 2, 1, 1, 1.0, first, last),
+        ],
+        PERIOD_DDL,
+        spark,
+    )
+
+
+def test_a_previous_period_the_lake_does_not_hold_is_null_not_zero(spark, lake_flows):
+    from flowspark.core.dates import in_dates
+
+    # May 31 - June 1: the lake has no flow on May 29-30
+    first, last = N.previous_period(JUN[0], JUN[1])
+    assert (first, last) == (dt.date(2024, 5, 29), dt.date(2024, 5, 30))
+    current, previous = in_dates(lake_flows, JUN[0], JUN[1]), in_dates(lake_flows, first, last)
+    # May 31's reject (7 records, 7 packets, 7000 bytes; status 0 but rejected: not cleartext) and June 1's
+    # accepted 400 cleartext bytes (1 record, 4 packets)
+    cur = [2, 8, 11, 7400, 7, 7000, 400, 2, 2]
+    expected = [(i + 1, m, c, None, None, None, first, last) for i, (m, c) in enumerate(zip(N.PERIOD_MEASURES, cur))]
+    same(N.period_comparison(current, previous, first, last), expected, PERIOD_DDL, spark)
+    # no previous period at all (a report of all dates): the same, without its window
+    none = [r[:-2] + (None, None) for r in expected]
+    same(N.period_comparison(current, None), none, PERIOD_DDL, spark)
+    # flows without encryption-status (formats before v10): cleartext bytes unknown, not 0
+    plain = N.period_comparison(current.drop("encryption_status_code"), previous).where("measure = 'cleartext_bytes'")
+    assert plain.select("current").first()[0] is None

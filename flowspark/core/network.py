@@ -18,6 +18,7 @@ What each field means, as AWS documents it (the README's network-report section 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
@@ -503,3 +504,101 @@ DATA_QUALITY_SCHEMA = (
     "day date, objects long, broken_objects long, records long, rejected_lines long, nodata long, skipdata long, "
     "late_objects long, max_delay_minutes double, rejected_share double"
 )
+
+
+# ---------------------------------------------------------------- the same window of the previous period
+
+# The period section's measures, in the order of its rows: what each counts is in period_measures.
+PERIOD_MEASURES = (
+    "flows",
+    "records",
+    "packets",
+    "bytes",
+    "rejected_records",
+    "rejected_bytes",
+    "cleartext_bytes",
+    "source_addresses",
+    "destination_addresses",
+)
+
+
+def previous_period(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date] | None:
+    """The same number of days immediately before [date_from, date_to] (both included): (first, last) day;
+    None when the range is open at either end (the report of all dates has no previous period)."""
+    if date_from is None or date_to is None:
+        return None
+    days = (date_to - date_from).days + 1
+    return date_from - dt.timedelta(days=days), date_from - dt.timedelta(days=1)
+
+
+def period_measures(flows: DataFrame) -> DataFrame:
+    """One row with PERIOD_MEASURES over `flows`: flows (rows), records, packets, bytes, rejected_records and
+    rejected_bytes (action REJECT), cleartext_bytes (ACCEPTed bytes with encryption-status 0, as `encryption`
+    counts them; NULL when no flow carries the field), and the distinct source and destination addresses.
+    Every measure is NULL when `flows` has no row: nothing is known of a window the lake does not hold."""
+    code = _col(flows, "encryption_status_code", "int")
+    reject = F.col("action") == "REJECT"
+    known = F.count(F.when(F.col("action") == "ACCEPT", code))
+    cleartext = F.sum(F.when((F.col("action") == "ACCEPT") & (code == CLEARTEXT), F.col("bytes")))
+    measures = {
+        "flows": F.count(F.lit(1)),
+        "records": F.sum("records"),
+        "packets": F.sum("packets"),
+        "bytes": F.sum("bytes"),
+        "rejected_records": F.coalesce(F.sum(F.when(reject, F.col("records"))), F.lit(0)),
+        "rejected_bytes": F.coalesce(F.sum(F.when(reject, F.col("bytes"))), F.lit(0)),
+        "cleartext_bytes": F.when(known > 0, F.coalesce(cleartext, F.lit(0))),
+        "source_addresses": F.countDistinct("srcaddr"),
+        "destination_addresses": F.countDistinct("dstaddr"),
+    }
+    any_row = F.count(F.lit(1)) > 0
+    return flows.agg(*[F.when(any_row, m).cast("long").alias(name) for name, m in measures.items()])
+
+
+def period_comparison(
+    current: DataFrame,
+    previous: DataFrame | None,
+    previous_from: dt.date | None = None,
+    previous_to: dt.date | None = None,
+) -> DataFrame:
+    """The report's range beside the same window of the previous period: one row per PERIOD_MEASURES, in
+    that order: position, measure, current, previous, change (current - previous), change_share (change
+    over previous, rounded to 4 places; NULL when previous is 0 or NULL), previous_from, previous_to.
+
+    `current` and `previous` are the flows of the two windows (previous: None when there is no previous
+    period, for a range open at either end). A measure of a window without any flow is NULL, not 0: a
+    previous window the lake does not hold compares with nothing."""
+    cur = period_measures(current)
+    if previous is None:
+        prev = cur.select(*[F.lit(None).cast("long").alias(m) for m in PERIOD_MEASURES])
+    else:
+        prev = period_measures(previous)
+    both = cur.select(*[F.col(m).alias(f"c_{m}") for m in PERIOD_MEASURES]).crossJoin(
+        prev.select(*[F.col(m).alias(f"p_{m}") for m in PERIOD_MEASURES])
+    )
+    rows = F.array(
+        *[
+            F.struct(
+                F.lit(i + 1).alias("position"),
+                F.lit(m).alias("measure"),
+                F.col(f"c_{m}").alias("current"),
+                F.col(f"p_{m}").alias("previous"),
+            )
+            for i, m in enumerate(PERIOD_MEASURES)
+        ]
+    )
+    change = F.col("current") - F.col("previous")
+    return (
+        both.select(F.explode(rows).alias("r"))
+        .select("r.*")
+        .select(
+            "position",
+            "measure",
+            "current",
+            "previous",
+            change.alias("change"),
+            F.when(F.col("previous") != 0, F.round(change / F.col("previous"), 4)).alias("change_share"),
+            F.lit(previous_from).cast("date").alias("previous_from"),
+            F.lit(previous_to).cast("date").alias("previous_to"),
+        )
+    )

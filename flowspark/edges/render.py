@@ -749,6 +749,11 @@ the same rows with every evidence column follow it (that table scrolls sideways 
 <p class="note">From fields the flow log records carry (reject-reason v8, encryption-status v10, the Transit
 Gateway drop counters v6, az-id v4 and next-hop-az-id v11, flow-direction v5): a section is empty when the
 flow logs' format leaves its field out.</p>
+<h3>This range beside the previous period</h3>
+{% for n in meta.notes if n.startswith("previous period") %}<p class="note">{{ n }}</p>{% endfor %}
+<p class="note">The same measures over the same number of days just before the range; previous is blank when
+the lake holds no flow of those days (not 0), change_share when previous is blank or 0.</p>
+{{ table(t.period) }}
 <h3>Rejected traffic by cause</h3>
 {{ charts.reject_causes|safe }}
 {{ table(t.reject_causes) }}
@@ -887,6 +892,32 @@ NETWORK_SECTIONS = (
 
 # How the network report's notes start: shown in its own section, not among the talkers' notes.
 NETWORK_NOTES = ("cross-AZ", "intel list", "late objects", "previous period")
+
+
+PERIOD_COLUMNS = ("measure", "current", "previous", "change", "change_share")
+
+
+def _period_model(rows: Rows) -> dict[str, Any]:
+    """The network report's period section as a table: each row's figures in its measure's unit (bytes for
+    the byte measures, counts for the others), change_share as a signed percentage."""
+    model = table_model(rows, PERIOD_COLUMNS)
+    if not rows:
+        return model
+    model["cols"] = [(c, "t" if c == "measure" else "n") for c in PERIOD_COLUMNS]
+    body = []
+    for r in rows:
+        unit = str(r.get("measure"))  # rejected_bytes -> bytes, flows -> a count
+        share = r.get("change_share")
+        shown = Cell(
+            ("+" if share is not None and share > 0 else "") + human_percent(share),
+            "n",
+            "" if share is None else share,
+            None if share is None else repr(share),
+        )
+        figures = [cell(r.get(c), unit, "n") for c in PERIOD_COLUMNS[1:4]]
+        body.append([cell(r.get("measure"), "measure", "t"), *figures, shown])
+    model["rows"] = body
+    return model
 
 
 def _sum_by(rows: Rows, label: str, value: str) -> tuple[list[str], list[float]]:
@@ -1081,6 +1112,8 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     for section in NETWORK_SECTIONS:
         limit = 200 if section == "breakdown" else 50
         t[section] = model("network", section, network.get(section, []), limit=limit)
+    t["period"] = _period_model(network.get("period", []))
+    t["period"]["why"] = column_notes.get("network/period", [])
     t["rejected_over_time_where"] = _where_more("network", "rejected_over_time", meta, xlsx)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     html = env.from_string(_TEMPLATE).render(
