@@ -1230,6 +1230,31 @@ def test_talkers_name_tag_values_by_the_keys_of_their_interfaces_flow_log(spark)
     assert plain["10.0.0.5"] == "instance-tag=web, instance-tag-2=api"
 
 
+@pytest.mark.slow  # a report run (Delta writes of two sections)
+def test_the_talkers_report_names_tag_values_by_the_flow_logs_snapshot(spark, cfg, tmp_path):
+    """The report job: the talkers read the records' own fields (flow-direction, the tag values), which the
+    other reports' columns leave out, and name the values by the keys of the lake's flow_logs snapshot."""
+    from flowspark.pipelines.interfaces import FLOW_LOGS_SCHEMA
+
+    lake = str(tmp_path / "lake")
+    rows = [flow("10.0.0.5", CLIENT, 40000, 443, nbytes=5000, eni="eni-web"), flow(CLIENT, "10.0.0.5", 443, 40000)]
+    own = F.when(F.col("srcaddr") == "10.0.0.5", F.lit("egress")).otherwise(F.lit("ingress"))
+    frame(spark, rows).withColumn("flow_direction", own).withColumn("vpc_id", F.lit("vpc-1")).withColumn(
+        "instance_tag", F.lit("web")
+    ).withColumn("instance_tag_2", F.lit("api")).write.format("delta").save(f"{lake}/flows")
+    classes(spark, [("10.0.0.5", "private", None, None), (CLIENT, "public", None, None)]).write.format("delta").save(
+        f"{lake}/ip_classes"
+    )
+    keys = {"instance-tag": "Name", "instance-tag-2": "team"}
+    at = dt.datetime(2026, 12, 1)
+    log = [("fl-1", "vpc-1", "${version} ...", "s3", "arn:aws:s3:::b", "ALL", keys, "us-east-1", at)]
+    tables.append_snapshot(spark.createDataFrame(log, FLOW_LOGS_SCHEMA), lake, tables.FLOW_LOGS)
+    run_report(spark, cfg, lake, "talkers", None, None, ReportOptions(top_n=5))
+    got = read_section(spark, lake, "talkers", "top_sources", None, None)
+    # the web server's own egress record: its tags by key; the client's (ingress on the web interface) none
+    assert {r.address: r.tags for r in got.collect()} == {"10.0.0.5": "Name=web, team=api", CLIENT: None}
+
+
 def test_talkers_name_the_ecs_service_and_tag_values_of_their_own_interface(spark):
     """ECS service and tag values describe the record's interface: they label an address only where it is
     the interface's own (egress source, ingress destination), those of its most bytes."""
