@@ -883,12 +883,15 @@ def cmd_interfaces(args: argparse.Namespace, cfg: Config) -> int:
 def _interfaces_parser(sub: Any) -> None:
     p = sub.add_parser(
         "interfaces",
-        help="snapshot EC2 network interfaces (what each eni- is) -> <lake>/interfaces, history kept",
+        help="snapshot EC2 network interfaces (what each eni- is) and flow logs -> <lake>/interfaces, "
+        "<lake>/flow_logs, history kept",
         description=(
             "Call EC2 DescribeNetworkInterfaces in every --regions region (default: the region of the standard "
             "AWS chain) and append one snapshot to <lake>/interfaces: interface id, type, description, instance, "
             "NAT gateway id, VPC, subnet, private and public IPs, requester, region, snapshot time. Reports name "
-            "the resource next to an eni- id from each interface's latest snapshot. Credentials come from the "
+            "the resource next to an eni- id from each interface's latest snapshot. Also DescribeFlowLogs into "
+            "<lake>/flow_logs (flow log id, resource, format, destination, traffic type, and the tag keys of its "
+            "TagFieldSpecifications): the talkers name EC2 tag values by their keys. Credentials come from the "
             "standard AWS chain; a local EC2 (moto) is reached with AWS_ENDPOINT_URL_EC2."
         ),
     )

@@ -1,6 +1,8 @@
 """`flowspark interfaces` against moto's EC2 in server mode on 127.0.0.1: two regions, a NAT gateway's
-interface (by its description), an instance's, a plain one with an Elastic IP; the whole table compared,
-then a second snapshot (history kept, the latest per interface read)."""
+interface (by its description), an instance's, a plain one with an Elastic IP, and a flow log in each region;
+the whole tables compared, then a second snapshot (history kept, the latest per interface read). The tag keys
+of a flow log's TagFieldSpecifications (which moto does not keep) are read from a DescribeFlowLogs response
+in EC2's wire format, parsed by botocore itself."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pyspark.sql import functions as F
 import flowspark.cli
 from flowspark.core import reports as R
 from flowspark.edges import ec2, tables
-from flowspark.pipelines.interfaces import SCHEMA
+from flowspark.pipelines.interfaces import FLOW_LOGS_SCHEMA, SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +77,36 @@ def test_interfaces_command_snapshots_every_region(spark, aws_env, tmp_path, mon
     lb = west.create_network_interface(
         SubnetId=sub_w, Description="ELB app/web/50dc6c495c0c9188", PrivateIpAddress="10.2.1.5"
     )["NetworkInterface"]["NetworkInterfaceId"]
+    # a flow log of the VPC to S3 (v11 fields with the instance's tags) and one of the load balancer's
+    # interface to CloudWatch Logs; moto 5 keeps no TagFieldSpecifications, so both have no tag keys here
+    import boto3
+
+    boto3.client("s3", region_name="us-east-1", endpoint_url=aws_env).create_bucket(Bucket="flow-bucket")
+    v11 = "${version} ${interface-id} ${srcaddr} ${dstaddr} ${bytes} ${instance-tag} ${instance-tag-2}"
+    (vpc_log,) = east.create_flow_logs(
+        ResourceIds=[vpc],
+        ResourceType="VPC",
+        TrafficType="ALL",
+        LogDestinationType="s3",
+        LogDestination="arn:aws:s3:::flow-bucket",
+        LogFormat=v11,
+        TagFieldSpecifications=[{"ResourceType": "instance", "TagKeys": ["Name", "team"]}],
+    )["FlowLogIds"]
+    (lb_log,) = west.create_flow_logs(
+        ResourceIds=[lb],
+        ResourceType="NetworkInterface",
+        TrafficType="REJECT",
+        LogDestinationType="cloud-watch-logs",
+        LogGroupName="lb-flows",
+        DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/flow-logs",
+    )["FlowLogIds"]
 
     lake = str(tmp_path / "lake")
     monkeypatch.setattr(flowspark.cli, "spark_for", lambda c: spark)
     assert flowspark.cli.main(["interfaces", "--lake", lake, "--regions", "us-east-1,eu-west-1"]) == 0
     out = capsys.readouterr().out
     assert "interfaces     3 (us-east-1 2, eu-west-1 1)" in out and "nat gateways   1" in out
+    assert "flow logs      2 (0 with tag keys)" in out
     assert "AKIAFLOWSPARKKEYID" not in out and "flowspark-secret-value" not in out  # no credential printed
 
     got = tables.read(spark, lake, tables.INTERFACES)
@@ -102,6 +128,17 @@ def test_interfaces_command_snapshots_every_region(spark, aws_env, tmp_path, mon
     times = {r[0] for r in got.select("snapshot_time").collect()}
     assert len(times) == 1
     (t1,) = times
+    # the flow logs, in the same snapshot
+    logs = tables.read(spark, lake, tables.FLOW_LOGS)
+    lb_format = west.describe_flow_logs(FlowLogIds=[lb_log])["FlowLogs"][0].get("LogFormat")  # moto's default
+    expected_logs = [
+        (vpc_log, vpc, v11, "s3", "arn:aws:s3:::flow-bucket", "ALL", {}, "us-east-1"),
+        (lb_log, lb, lb_format, "cloud-watch-logs", "lb-flows", "REJECT", {}, "eu-west-1"),
+    ]
+    # a map column: the rows compared on the driver (chispa sorts rows by every column, and maps do not sort)
+    assert logs.schema.simpleString() == FLOW_LOGS_SCHEMA.simpleString()
+    assert sorted(tuple(r) for r in logs.drop("snapshot_time").collect()) == sorted(expected_logs)
+    assert {r[0] for r in logs.select("snapshot_time").distinct().collect()} == {t1}
 
     # the resource each interface is, as reports name it
     labels = {r.interface_id: r.resource for r in R.interface_resources(R.latest_interfaces(got)).collect()}
@@ -121,6 +158,7 @@ def test_interfaces_command_snapshots_every_region(spark, aws_env, tmp_path, mon
     assert flowspark.cli.main(["interfaces", "--lake", lake, "--regions", "us-east-1,eu-west-1"]) == 0
     all_rows = tables.read(spark, lake, tables.INTERFACES)
     assert all_rows.count() == 5 and all_rows.select("snapshot_time").distinct().count() == 2
+    assert tables.read(spark, lake, tables.FLOW_LOGS).count() == 4  # the two flow logs again: history kept
     latest = R.latest_interfaces(all_rows)
     got_latest = {r.interface_id: (r.nat_gateway_id, r.snapshot_time == t1) for r in latest.collect()}
     assert got_latest == {nat: ("nat-0ffff", False), inst_eni: (None, False), lb: (None, True)}
@@ -168,3 +206,94 @@ def test_generator_uses_the_interface_ids_an_ec2_gave(tmp_path):
     assert seen <= set(ids) and ids[0] in seen
     with pytest.raises(ValueError, match="2 interface ids given for"):
         generate(str(tmp_path / "c"), workers=1, interface_ids={0: ids[:2]}, **args)
+
+
+# A DescribeFlowLogs response as EC2 sends it (the query protocol's XML; element names from botocore's ec2
+# model: FlowLog's tagFieldSpecificationSet, TagFieldSpecificationResponse's resourceType and tagKeySet).
+DESCRIBE_FLOW_LOGS_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<DescribeFlowLogsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+    <requestId>2d96dae3-504b-4fc4-bf50-266EXAMPLE</requestId>
+    <flowLogSet>
+        <item>
+            <creationTime>2026-12-01T10:00:00.000Z</creationTime>
+            <deliverLogsStatus>SUCCESS</deliverLogsStatus>
+            <flowLogId>fl-0123456789abcdef0</flowLogId>
+            <flowLogStatus>ACTIVE</flowLogStatus>
+            <resourceId>vpc-0aaa</resourceId>
+            <trafficType>ALL</trafficType>
+            <logDestinationType>s3</logDestinationType>
+            <logDestination>arn:aws:s3:::flow-bucket</logDestination>
+            <logFormat>${version} ${srcaddr} ${instance-tag} ${instance-tag-2} ${asg-tag}</logFormat>
+            <maxAggregationInterval>60</maxAggregationInterval>
+            <tagFieldSpecificationSet>
+                <item>
+                    <resourceType>instance</resourceType>
+                    <tagKeySet>
+                        <item>Name</item>
+                        <item>team</item>
+                    </tagKeySet>
+                </item>
+                <item>
+                    <resourceType>auto-scaling-group</resourceType>
+                    <tagKeySet>
+                        <item>service</item>
+                    </tagKeySet>
+                </item>
+            </tagFieldSpecificationSet>
+        </item>
+        <item>
+            <flowLogId>fl-0fedcba9876543210</flowLogId>
+            <resourceId>eni-0bbb</resourceId>
+            <trafficType>REJECT</trafficType>
+            <logDestinationType>cloud-watch-logs</logDestinationType>
+            <logGroupName>lb-flows</logGroupName>
+        </item>
+    </flowLogSet>
+</DescribeFlowLogsResponse>
+"""
+
+
+def test_tag_keys_from_a_describe_flow_logs_response_parsed_by_botocore():
+    """moto keeps no TagFieldSpecifications: the wire format AWS documents, parsed by botocore's own parser
+    against the operation's output shape, then flowspark's mapping (the first key of a resource type fills
+    its field, the second the field's -2)."""
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    output = model.operation_model("DescribeFlowLogs").output_shape
+    parsed = create_parser("ec2").parse({"body": DESCRIBE_FLOW_LOGS_XML, "headers": {}, "status_code": 200}, output)
+    first, second = parsed["FlowLogs"]
+    assert first["TagFieldSpecifications"] == [
+        {"ResourceType": "instance", "TagKeys": ["Name", "team"]},
+        {"ResourceType": "auto-scaling-group", "TagKeys": ["service"]},
+    ]
+    assert ec2.flow_log_row(first, "us-east-1") == {
+        "flow_log_id": "fl-0123456789abcdef0",
+        "resource_id": "vpc-0aaa",
+        "log_format": "${version} ${srcaddr} ${instance-tag} ${instance-tag-2} ${asg-tag}",
+        "log_destination_type": "s3",
+        "log_destination": "arn:aws:s3:::flow-bucket",
+        "traffic_type": "ALL",
+        "tag_keys": {"instance-tag": "Name", "instance-tag-2": "team", "asg-tag": "service"},
+        "region": "us-east-1",
+    }
+    # no TagFieldSpecifications: no keys; a CloudWatch Logs flow log's destination is its log group
+    row = ec2.flow_log_row(second, "us-east-1")
+    assert (row["tag_keys"], row["log_destination"], row["log_format"]) == ({}, "lb-flows", None)
+
+
+def test_tag_field_keys_by_resource_type_and_position():
+    specs = [
+        {"ResourceType": "network-interface", "TagKeys": ["Name"]},
+        {"ResourceType": "auto-scaling-group", "TagKeys": ["app", "env"]},
+        {"ResourceType": "instance", "TagKeys": ["owner"]},
+        {"ResourceType": "transit-gateway", "TagKeys": ["x"]},  # a type AWS might add: no field of ours
+    ]
+    assert R.tag_field_keys(specs) == {
+        "interface-tag": "Name",
+        "asg-tag": "app",
+        "asg-tag-2": "env",
+        "instance-tag": "owner",
+    }
+    assert R.tag_field_keys(None) == {} and R.tag_field_keys([]) == {}

@@ -333,3 +333,148 @@ def test_data_quality_from_the_ledger(spark):
     assert N.data_quality(old).count() == 0
     # done rows of such claims in an upgraded ledger (done_at NULL) are left out too
     assert N.data_quality(ledger.withColumn("done_at", F.lit(None).cast("timestamp"))).count() == 0
+
+
+def test_late_objects_arrive_past_the_grace_after_the_end_of_their_last_day(spark):
+    """An object is late when S3 got it (modification_time_ms) more than the grace (60 minutes by default)
+    after the end of the last UTC day of its records; max_delay_minutes is the largest delivery after that
+    end, 0 for an object that came before it."""
+    d1, d2 = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
+
+    def ms(*when):  # an instant in UTC, as S3's LastModified in epoch milliseconds
+        return int(dt.datetime(*when, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+    claimed = dt.datetime(2024, 6, 9, 12)
+    ledger = spark.createDataFrame(
+        [
+            # day 1 ends 2024-06-02 00:00 UTC: 5 minutes before it (delay 0), exactly 60 minutes after it (not
+            # more than the grace: on time, delay 60.0) and 60.5 minutes after it (late)
+            ("on_time", [d1], ms(2024, 6, 1, 23, 55), "done", claimed),
+            ("inside", [d1], ms(2024, 6, 2, 1, 0), "done", claimed),
+            ("past", [d1], ms(2024, 6, 2, 1, 0, 30), "done", claimed),
+            # records on days 1 and 2: counted on day 1, late only after day 2 ends (2024-06-03 00:00): 5 hours
+            # after day 1's end is on time
+            ("two_days", [d1, d2], ms(2024, 6, 2, 5, 0), "done", claimed),
+            # day 2 ends 2024-06-03 00:00: three hours later is late (180 minutes)
+            ("d2_late", [d2], ms(2024, 6, 3, 3, 0), "done", claimed),
+            # no record day: counted on the day of its claim, never late, no delay
+            ("empty", [], ms(2024, 6, 9, 11, 0), "done", claimed),
+        ],
+        "source_file string, days array<date>, modification_time_ms bigint, state string, ingested_at timestamp",
+    ).withColumn("done_at", F.col("ingested_at"))
+    ddl = "day date, objects bigint, late_objects bigint, max_delay_minutes double"
+    same(
+        N.data_quality(ledger),
+        [(d1, 4, 1, 60.5), (d2, 1, 1, 180.0), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+    # no grace: "inside" (60 minutes) is late too; two hours: only day 2's object (180 minutes)
+    same(
+        N.data_quality(ledger, late_after_minutes=0),
+        [(d1, 4, 2, 60.5), (d2, 1, 1, 180.0), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+    same(
+        N.data_quality(ledger, late_after_minutes=120),
+        [(d1, 4, 0, 60.5), (d2, 1, 1, 180.0), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+    # a ledger without delivery times (hand-made, or not from S3): nothing late, no delay
+    same(
+        N.data_quality(ledger.drop("modification_time_ms")),
+        [(d1, 4, 0, None), (d2, 1, 0, None), (dt.date(2024, 6, 9), 1, 0, None)],
+        ddl,
+        spark,
+    )
+
+
+PERIOD_COLUMNS = (
+    "srcaddr string, dstaddr string, action string, records bigint, packets bigint, bytes bigint, "
+    "encryption_status_code int, event_date date"
+)
+PERIOD_DDL = (
+    "position int, measure string, current bigint, previous bigint, change bigint, change_share double, "
+    "previous_from date, previous_to date"
+)
+JUN = [dt.date(2024, 6, d) for d in range(32 - 31, 31)]  # JUN[1] is 2024-06-01
+JUN.insert(0, dt.date(2024, 5, 31))  # JUN[0] is 2024-05-31, JUN[d] is June d
+
+
+@pytest.fixture(scope="module")
+def lake_flows(spark):
+    """Flows of six days: the report's range will be June 3-4, its previous period June 1-2; May 31 and June 5
+    are outside both."""
+    return spark.createDataFrame(
+        [
+            ("10.0.0.9", "10.0.0.8", "REJECT", 7, 7, 7000, 0, JUN[0]),  # May 31: before the previous period
+            # the previous period, June 1-2
+            ("10.0.0.1", "10.0.0.2", "ACCEPT", 1, 4, 400, 0, JUN[1]),
+            ("10.0.0.4", "10.0.0.2", "ACCEPT", 1, 4, 800, 1, JUN[2]),
+            # the report's range, June 3-4
+            ("10.0.0.1", "10.0.0.2", "ACCEPT", 2, 10, 1000, 0, JUN[3]),
+            ("10.0.0.1", "10.0.0.3", "ACCEPT", 1, 5, 500, 2, JUN[4]),
+            ("45.0.0.9", "10.0.0.2", "REJECT", 3, 3, 180, None, JUN[4]),
+            ("10.0.0.7", "10.0.0.6", "ACCEPT", 9, 9, 9000, 0, JUN[5]),  # June 5: after the range
+        ],
+        PERIOD_COLUMNS,
+    )
+
+
+def test_previous_period_is_the_same_number_of_days_just_before():
+    assert N.previous_period(JUN[3], JUN[4]) == (JUN[1], JUN[2])
+    assert N.previous_period(JUN[3], JUN[3]) == (JUN[2], JUN[2])
+    # a week across a month end, in a leap year: February 23-29
+    assert N.previous_period(dt.date(2024, 3, 1), dt.date(2024, 3, 7)) == (dt.date(2024, 2, 23), dt.date(2024, 2, 29))
+    # a range open at either end has none
+    assert N.previous_period(None, JUN[4]) is None and N.previous_period(JUN[3], None) is None
+
+
+def test_the_range_beside_the_same_window_of_the_previous_period(spark, lake_flows):
+    from flowspark.core.dates import in_dates
+
+    first, last = N.previous_period(JUN[3], JUN[4])
+    current, previous = in_dates(lake_flows, JUN[3], JUN[4]), in_dates(lake_flows, first, last)
+    # June 3-4: 3 flows; records 2+1+3 = 6; packets 10+5+3 = 18; bytes 1000+500+180 = 1680; rejected: the
+    # scanner's 3 records, 180 bytes; cleartext: the accepted 1000 bytes of status 0 (the REJECT has no
+    # status); sources 10.0.0.1 and 45.0.0.9; destinations 10.0.0.2 and 10.0.0.3.
+    # June 1-2: 2 flows, records 2, packets 8, bytes 400+800 = 1200, nothing rejected, cleartext 400,
+    # sources 10.0.0.1 and 10.0.0.4, one destination (10.0.0.2).
+    same(
+        N.period_comparison(current, previous, first, last),
+        [
+            (1, "flows", 3, 2, 1, 0.5, first, last),
+            (2, "records", 6, 2, 4, 2.0, first, last),
+            (3, "packets", 18, 8, 10, 1.25, first, last),
+            (4, "bytes", 1680, 1200, 480, 0.4, first, last),
+            (5, "rejected_records", 3, 0, 3, None, first, last),  # nothing rejected before: no share
+            (6, "rejected_bytes", 180, 0, 180, None, first, last),
+            (7, "cleartext_bytes", 1000, 400, 600, 1.5, first, last),
+            (8, "source_addresses", 2, 2, 0, 0.0, first, last),
+            (9, "destination_addresses", 2, 1, 1, 1.0, first, last),
+        ],
+        PERIOD_DDL,
+        spark,
+    )
+
+
+def test_a_previous_period_the_lake_does_not_hold_is_null_not_zero(spark, lake_flows):
+    from flowspark.core.dates import in_dates
+
+    # May 31 - June 1: the lake has no flow on May 29-30
+    first, last = N.previous_period(JUN[0], JUN[1])
+    assert (first, last) == (dt.date(2024, 5, 29), dt.date(2024, 5, 30))
+    current, previous = in_dates(lake_flows, JUN[0], JUN[1]), in_dates(lake_flows, first, last)
+    # May 31's reject (7 records, 7 packets, 7000 bytes; status 0 but rejected: not cleartext) and June 1's
+    # accepted 400 cleartext bytes (1 record, 4 packets)
+    cur = [2, 8, 11, 7400, 7, 7000, 400, 2, 2]
+    expected = [(i + 1, m, c, None, None, None, first, last) for i, (m, c) in enumerate(zip(N.PERIOD_MEASURES, cur))]
+    same(N.period_comparison(current, previous, first, last), expected, PERIOD_DDL, spark)
+    # no previous period at all (a report of all dates): the same, without its window
+    none = [r[:-2] + (None, None) for r in expected]
+    same(N.period_comparison(current, None), none, PERIOD_DDL, spark)
+    # flows without encryption-status (formats before v10): cleartext bytes unknown, not 0
+    plain = N.period_comparison(current.drop("encryption_status_code"), previous).where("measure = 'cleartext_bytes'")
+    assert plain.select("current").first()[0] is None

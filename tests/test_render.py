@@ -420,3 +420,47 @@ def test_findings_lead_what_to_look_at_and_scans_are_summed(tmp_path):
     assert beacon < probes  # the findings one by one, then the scans in a line each
     assert "e.g. HIGH: port 3306/tcp of 10.0.1.1 probed by 20 Internet peers; LOW: port 5432/tcp" in look
     assert "HIGH port probe" not in look  # scans are one line, not a line each
+
+
+def test_the_network_sections_period_and_late_objects(tmp_path):
+    """The period table sits first in the network section, each figure in its measure's unit and the change
+    share signed; the data-quality panel shows late objects with the grace in a note."""
+    results, extras, meta = _results()
+    first, last = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
+    results["network"] = {
+        "period": [
+            {"position": 1, "measure": "flows", "current": 3000, "previous": 2000, "change": 1000,
+             "change_share": 0.5, "previous_from": first, "previous_to": last},
+            {"position": 4, "measure": "bytes", "current": 1_680_000, "previous": 1_200_000, "change": 480_000,
+             "change_share": 0.4, "previous_from": first, "previous_to": last},
+            {"position": 5, "measure": "rejected_bytes", "current": 180, "previous": 0, "change": 180,
+             "change_share": None, "previous_from": first, "previous_to": last},
+            {"position": 8, "measure": "source_addresses", "current": 2, "previous": 4, "change": -2,
+             "change_share": -0.5, "previous_from": first, "previous_to": last},
+        ],
+        "data_quality": [
+            {"day": first, "objects": 4, "broken_objects": 0, "records": 150, "rejected_lines": 2, "nodata": 0,
+             "skipdata": 0, "late_objects": 1, "max_delay_minutes": 60.5, "rejected_share": 0.013333},
+        ],
+    }  # fmt: skip
+    notes = [
+        "previous period: 2024-06-01 to 2024-06-02, the 2 day(s) just before the range",
+        "late objects: delivered more than 60 minutes after the end of the last UTC day of their records "
+        "([reports] late_after_minutes)",
+    ]
+    html = render.write_html(tmp_path / "r.html", results, extras, dict(meta, notes=notes)).read_text()
+    p = _Page()
+    p.feed(html)
+    network = html[html.index('<h2 id="network">') :]
+    assert network.index("This range beside the previous period") < network.index("Rejected traffic by cause")
+    cells = [c[2] for c in p.cells]
+    i = cells.index("bytes", cells.index("measure"))  # its row: current, previous, change in bytes, share signed
+    assert cells[i + 1 : i + 5] == ["1.7 MB", "1.2 MB", "480 kB", "+40.0 %"]
+    i = cells.index("rejected_bytes", cells.index("measure"))
+    assert cells[i + 1 : i + 5] == ["180 B", "0 B", "180 B", ""]  # no share of a previous 0
+    i = cells.index("source_addresses")
+    assert cells[i + 1 : i + 5] == ["2", "4", "-2", "-50.0 %"]
+    assert "the 2 day(s) just before the range" in network and "late_<wbr>objects" in network
+    assert "([reports] late_after_minutes)" in network
+    # the network's notes are not repeated among the talkers'
+    assert html.count("late objects: delivered more than 60 minutes") == 1

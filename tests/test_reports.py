@@ -15,13 +15,14 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import functions as F
 
+from flowspark.core import network as N
 from flowspark.core import reports as R
 from flowspark.core.ipranges import classified_flows
 from flowspark.edges import tables
 from flowspark.edges.config import ConfigError, ReportsConfig
 from flowspark.pipelines.findings import run_findings
 from flowspark.pipelines.intel import run_intel_load
-from flowspark.pipelines.report import ReportOptions, run_report
+from flowspark.pipelines.report import ReportOptions, read_section, run_report
 
 T0 = dt.datetime(2024, 6, 1, 8, 0, 0)
 FLOW_DDL = (
@@ -746,6 +747,17 @@ NOT_OWN = (
 )
 OWN = {"columns": ["ecs_service", "tags"], "why": NOT_OWN}  # the hand-made flows have no flow-direction
 OUTBOUND_ONLY = "outbound rows only: what our side sent"
+# the network report's period section without a previous window's flows, and without a previous window
+NO_PREVIOUS_FLOWS = {
+    "columns": ["previous", "change", "change_share"],
+    "why": "the lake's flows have no row in the previous period (the same number of days just before the range), "
+    "or the measure is unknown there (cleartext bytes need encryption-status, v10); change_share also when the "
+    "previous figure is 0",
+}
+NO_PREVIOUS_PERIOD = {
+    "columns": ["previous", "change", "change_share", "previous_from", "previous_to"],
+    "why": "no previous period: the range is open (give --from and --to)",
+}
 PEAK = ["peak_hour", "peak_hour_bytes_out", "active_hours", "baseline_hour_bytes_out"]
 BEACON = ["beacon_local", "beacon_intervals", "beacon_median_interval_s", "beacon_dispersion"]
 
@@ -799,6 +811,10 @@ def test_reports_config_validates():
         ReportsConfig(nat_price_per_gb="cheap")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="top_n must be at least 1"):
         ReportsConfig(top_n=0)
+    assert ReportsConfig().late_after_minutes == 60.0
+    assert ReportsConfig(late_after_minutes=90).late_after_minutes == 90.0
+    with pytest.raises(ConfigError, match="late_after_minutes must be a number >= 0"):
+        ReportsConfig(late_after_minutes=-1)
 
 
 def test_old_hunt_thresholds_are_aliases_of_the_detections_with_a_warning(tmp_path, caplog):
@@ -875,6 +891,7 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
         "talkers/nat_services": [{"columns": ["nat_resource"], "why": NO_SNAPSHOT}],
         "talkers/nat_sources": [{"columns": ["resource"], "why": NO_SNAPSHOT}],
         "network/intel_contacts": [GEO],
+        "network/period": [NO_PREVIOUS_FLOWS],  # the lake has no flow on May 31
         "hunt/peers": [
             {"columns": ["asn", "asn_org"], "why": NO_ASN_DB},
             GEO,
@@ -887,6 +904,30 @@ def test_report_job_writes_each_range_once_and_the_files(spark, cfg, report_lake
 
     def same(a, b):  # floats summed in another order may differ in the last bit
         assert_approx_df_equality(a, b, 1e-9, ignore_row_order=True)
+
+    # the network report's period: June 1 has no previous day in the lake (NULL, not 0); June 2 (the NTP flow:
+    # 1 record, 1 packet, 76 bytes) compares with June 1, read from the lake, not from the report's range
+    def period(on):
+        got = read_section(spark, report_lake, "network", "period", on, on).drop("computed_at").orderBy("position")
+        return {r.measure: (r.current, r.previous, r.previous_from, r.previous_to) for r in got.collect()}
+
+    june1 = period(day)
+    assert list(june1) == list(N.PERIOD_MEASURES) and june1["flows"][0] > 0
+    may31 = dt.date(2024, 5, 31)
+    assert {v[1:] for v in june1.values()} == {(None, may31, may31)}
+    run_report(spark, cfg, report_lake, "network", day + dt.timedelta(days=1), day + dt.timedelta(days=1))
+    june2 = period(day + dt.timedelta(days=1))
+    assert {m: v[0] for m, v in june2.items() if m != "cleartext_bytes"} == {
+        "flows": 1,
+        "records": 1,
+        "packets": 1,
+        "bytes": 76,
+        "rejected_records": 0,
+        "rejected_bytes": 0,
+        "source_addresses": 1,
+        "destination_addresses": 1,
+    }
+    assert {m: v[1:] for m, v in june2.items()} == {m: (v[0], day, day) for m, v in june1.items()}
 
     # the same range again replaces its rows: the table is as after one run
     run_report(spark, cfg, report_lake, "hunt", day, day, opts)
@@ -968,6 +1009,7 @@ def test_reports_name_the_resource_of_interfaces_and_the_asn_of_peers(spark, cfg
         "talkers/top_destinations": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}, GEO, OWN],
         "talkers/nat_sources": [{"columns": ["resource"], "why": NOT_IN_SNAPSHOT}],
         "network/intel_contacts": [GEO],
+        "network/period": [NO_PREVIOUS_PERIOD],  # all dates
     }
     assert s.column_notes["hunt/peers"][0] == {"columns": ["asn", "asn_org"], "why": in_db}
     assert {"columns": ["beacon_local_resource"], "why": f"{BEACON_ONLY}; there, {NOT_IN_SNAPSHOT}"} in s.column_notes[
@@ -1132,6 +1174,85 @@ def test_nat_section_of_a_regional_nat_gateway_by_resource_id(spark):
     assert src == {APP: (3_000_000_000, 2_000_000_000), "10.0.5.6": (500_000_000, 0)}
     # a lake whose records have no resource-id: nothing is that NAT's
     assert R.through(cf.drop("resource_id"), resource_id=regional).count() == 0
+
+
+def test_talkers_name_tag_values_by_the_keys_of_their_interfaces_flow_log(spark):
+    """With a flow_logs snapshot, a tag value is named by the key its flow log's TagFieldSpecifications give
+    its field; the flow log of a record is the one of its interface, subnet or VPC (flows do not keep the
+    object), and where two flow logs with other keys cover the interface the field names stay."""
+    t0, t1 = dt.datetime(2026, 12, 1), dt.datetime(2026, 12, 2)
+    cols = (
+        "interface_id string, srcaddr string, dstaddr string, flow_direction string, records bigint, "
+        "packets bigint, bytes bigint, instance_tag string, instance_tag_2 string, vpc_id string, subnet_id string"
+    )
+    flows = spark.createDataFrame(
+        [
+            # eni-web in vpc-1 (the record says so): vpc-1's flow log names both fields
+            ("eni-web", "10.0.0.5", "93.184.216.34", "egress", 1, 10, 5000, "web", "api", "vpc-1", None),
+            # eni-db: no VPC or subnet in its records, the interfaces snapshot puts it in subnet-db, whose flow log
+            # names the first instance field only: the second keeps its field's name
+            ("eni-db", "10.0.1.9", "93.184.216.34", "egress", 1, 10, 3000, "db-1", "data", None, None),
+            # eni-both: its VPC's flow log and its own disagree on the key: the field names stay
+            ("eni-both", "10.0.2.7", "93.184.216.34", "egress", 1, 10, 1000, "x", None, "vpc-2", None),
+        ],
+        cols,
+    )
+    logs = spark.createDataFrame(
+        [
+            ("fl-1", "vpc-1", {"instance-tag": "Old"}, t0),  # fl-1's older snapshot: the newer one counts
+            ("fl-1", "vpc-1", {"instance-tag": "Name", "instance-tag-2": "team"}, t1),
+            ("fl-5", "eni-web", {}, t1),  # no tag fields in its format: its records carry no values
+            ("fl-2", "subnet-db", {"instance-tag": "Name"}, t1),
+            ("fl-3", "vpc-2", {"instance-tag": "Name"}, t1),
+            ("fl-4", "eni-both", {"instance-tag": "role"}, t1),
+            ("fl-6", "vpc-9", {"instance-tag": "Name"}, t1),  # covers no interface of the flows
+        ],
+        "flow_log_id string, resource_id string, tag_keys map<string,string>, snapshot_time timestamp",
+    )
+    snapshot = spark.createDataFrame(
+        [("eni-db", "vpc-3", "subnet-db"), ("eni-web", "vpc-1", "subnet-web")],  # vpc-3 has no flow log
+        "interface_id string, vpc_id string, subnet_id string",
+    )
+    keys = {r.interface_id: r.tag_keys for r in R.interface_tag_keys(flows, logs, snapshot).collect()}
+    assert keys == {"eni-web": {"instance-tag": "Name", "instance-tag-2": "team"}, "eni-db": {"instance-tag": "Name"}}
+    by_key = R.interface_tag_keys(flows, logs, snapshot)
+    named = {r.address: r.tags for r in R.top_talkers(flows, "srcaddr", tag_keys=by_key).collect()}
+    assert named == {
+        "10.0.0.5": "Name=web, team=api",
+        "10.0.1.9": "Name=db-1, instance-tag-2=data",
+        "10.0.2.7": "instance-tag=x",
+    }
+    # without the interfaces snapshot eni-db's subnet is unknown: its values keep the field names
+    bare = R.interface_tag_keys(flows, logs)
+    assert {r.interface_id for r in bare.collect()} == {"eni-web"}
+    # without a flow_logs snapshot: as before, the field names
+    plain = {r.address: r.tags for r in R.top_talkers(flows, "srcaddr").collect()}
+    assert plain["10.0.0.5"] == "instance-tag=web, instance-tag-2=api"
+
+
+@pytest.mark.slow  # a report run (Delta writes of two sections)
+def test_the_talkers_report_names_tag_values_by_the_flow_logs_snapshot(spark, cfg, tmp_path):
+    """The report job: the talkers read the records' own fields (flow-direction, the tag values), which the
+    other reports' columns leave out, and name the values by the keys of the lake's flow_logs snapshot."""
+    from flowspark.pipelines.interfaces import FLOW_LOGS_SCHEMA
+
+    lake = str(tmp_path / "lake")
+    rows = [flow("10.0.0.5", CLIENT, 40000, 443, nbytes=5000, eni="eni-web"), flow(CLIENT, "10.0.0.5", 443, 40000)]
+    own = F.when(F.col("srcaddr") == "10.0.0.5", F.lit("egress")).otherwise(F.lit("ingress"))
+    frame(spark, rows).withColumn("flow_direction", own).withColumn("vpc_id", F.lit("vpc-1")).withColumn(
+        "instance_tag", F.lit("web")
+    ).withColumn("instance_tag_2", F.lit("api")).write.format("delta").save(f"{lake}/flows")
+    classes(spark, [("10.0.0.5", "private", None, None), (CLIENT, "public", None, None)]).write.format("delta").save(
+        f"{lake}/ip_classes"
+    )
+    keys = {"instance-tag": "Name", "instance-tag-2": "team"}
+    at = dt.datetime(2026, 12, 1)
+    log = [("fl-1", "vpc-1", "${version} ...", "s3", "arn:aws:s3:::b", "ALL", keys, "us-east-1", at)]
+    tables.append_snapshot(spark.createDataFrame(log, FLOW_LOGS_SCHEMA), lake, tables.FLOW_LOGS)
+    run_report(spark, cfg, lake, "talkers", None, None, ReportOptions(top_n=5))
+    got = read_section(spark, lake, "talkers", "top_sources", None, None)
+    # the web server's own egress record: its tags by key; the client's (ingress on the web interface) none
+    assert {r.address: r.tags for r in got.collect()} == {"10.0.0.5": "Name=web, team=api", CLIENT: None}
 
 
 def test_talkers_name_the_ecs_service_and_tag_values_of_their_own_interface(spark):

@@ -163,6 +163,14 @@ def test_generated_v11_data_and_the_network_report_match_the_generators_truth(sp
         return read_section(spark, lake, "network", name, None, None)
 
     assert section("cross_az_pairs").agg(F.sum("bytes")).first()[0] == truth["cross_az_bytes"] > 0
+    # the objects were written now, their records are of 2024: every one with a record day is late (the
+    # ledger's file modification times); the period section has no previous period without --from/--to
+    quality = section("data_quality").agg(F.sum("objects"), F.sum("late_objects"), F.min("max_delay_minutes")).first()
+    with_days = tables.read(spark, lake, tables.INGESTED_FILES).where(F.size("days") > 0).select("source_file")
+    assert quality[0] == every["files"] and quality[1] == with_days.distinct().count() > 0 and quality[2] > 60
+    period = {r["measure"]: (r["current"], r["previous"]) for r in section("period").collect()}
+    in_flows = tables.read(spark, lake, tables.FLOWS).agg(F.sum("records")).first()[0]
+    assert period["records"] == (in_flows, None) and period["flows"][0] > 0
     causes = {r["reject_reason"]: r["records"] for r in section("reject_causes").collect()}
     assert causes == {"BPA": truth["rejected_records_BPA"], None: truth["rejected_records_no_reason"]}
     by_status = {r["encryption_status"]: r["bytes"] for r in section("encryption").collect()}

@@ -18,6 +18,7 @@ What each field means, as AWS documents it (the README's network-report section 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
@@ -444,19 +445,37 @@ def protocol_mix(flows: DataFrame) -> DataFrame:
     )
 
 
-def data_quality(ledger: DataFrame) -> DataFrame:
+# An object AWS delivers (its S3 LastModified) later than this after the end of the last UTC day of its
+# records is late ([reports] late_after_minutes).
+LATE_AFTER_MINUTES = 60
+_DAY_MS = 86_400_000
+
+
+def data_quality(ledger: DataFrame, late_after_minutes: float = LATE_AFTER_MINUTES) -> DataFrame:
     """Per UTC day: objects, broken_objects (read only in part, or not at all: `problem` set), records (record
-    lines read), rejected_lines, nodata, skipdata, rejected_share. Each object counts once, on the first day
-    of its records (AWS delivers an object per 5 minutes, so nearly all hold one day); one without a valid
-    record on the day it was claimed. Reads the ledger's done rows, the newest per object (a rewritten or
-    --force'd object replaces its rows: its older version is not counted). Ledger rows of a flowspark before
-    the ledger kept outcomes (no done_at) are left out; a ledger without those columns gives no rows."""
+    lines read), rejected_lines, nodata, skipdata, rejected_share, late_objects and max_delay_minutes. Each
+    object counts once, on the first day of its records (AWS delivers an object per 5 minutes, so nearly all
+    hold one day); one without a valid record on the day it was claimed. Reads the ledger's done rows, the
+    newest per object (a rewritten or --force'd object replaces its rows: its older version is not counted).
+    Ledger rows of a flowspark before the ledger kept outcomes (no done_at) are left out; a ledger without
+    those columns gives no rows.
+
+    Late: an object whose delivery (`modification_time_ms`, the S3 LastModified) is more than
+    `late_after_minutes` after the end of the LAST UTC day of its records (the day after max(days), 00:00
+    UTC): a report of that day read before it arrived missed it. An object with no record day is never late.
+    max_delay_minutes: the largest delivery minus that end, in minutes (0 when every object came before it
+    ended; NULL when no object of the day has a record day and a delivery time)."""
     if "done_at" not in ledger.columns:
         return ledger.sparkSession.createDataFrame([], DATA_QUALITY_SCHEMA)
     done = ledger.where((F.coalesce(_col(ledger, "state"), F.lit("done")) == "done") & F.col("done_at").isNotNull())
     newest = Window.partitionBy("source_file").orderBy(F.col("ingested_at").desc(), F.col("done_at").desc())
     done = done.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
-    day = F.coalesce(F.array_min(_col(ledger, "days", "array<date>")), F.to_date("ingested_at"))
+    days = _col(ledger, "days", "array<date>")
+    day = F.coalesce(F.array_min(days), F.to_date("ingested_at"))
+    # the end of the last record day, in epoch ms (unix_date counts UTC days: no session time zone involved)
+    day_end_ms = (F.unix_date(F.array_max(days)).cast("long") + F.lit(1)) * F.lit(_DAY_MS)
+    delay_ms = _col(ledger, "modification_time_ms", "long") - day_end_ms
+    grace_ms = F.lit(float(late_after_minutes) * 60_000)
     g = done.groupBy(day.alias("day")).agg(
         F.count(F.lit(1)).alias("objects"),
         F.count(_col(ledger, "problem")).alias("broken_objects"),
@@ -469,6 +488,11 @@ def data_quality(ledger: DataFrame) -> DataFrame:
                 ("skipdata", "skipdata"),
             )
         ],
+        F.count(F.when(delay_ms > grace_ms, 1)).alias("late_objects"),
+        # greatest() skips NULLs: an object without a record day or a delivery time gives no delay at all
+        F.round(F.max(F.when(delay_ms.isNotNull(), F.greatest(delay_ms, F.lit(0)) / F.lit(60_000.0))), 1).alias(
+            "max_delay_minutes"
+        ),
     )
     return g.withColumn(
         "rejected_share",
@@ -478,5 +502,103 @@ def data_quality(ledger: DataFrame) -> DataFrame:
 
 DATA_QUALITY_SCHEMA = (
     "day date, objects long, broken_objects long, records long, rejected_lines long, nodata long, skipdata long, "
-    "rejected_share double"
+    "late_objects long, max_delay_minutes double, rejected_share double"
 )
+
+
+# ---------------------------------------------------------------- the same window of the previous period
+
+# The period section's measures, in the order of its rows: what each counts is in period_measures.
+PERIOD_MEASURES = (
+    "flows",
+    "records",
+    "packets",
+    "bytes",
+    "rejected_records",
+    "rejected_bytes",
+    "cleartext_bytes",
+    "source_addresses",
+    "destination_addresses",
+)
+
+
+def previous_period(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date] | None:
+    """The same number of days immediately before [date_from, date_to] (both included): (first, last) day;
+    None when the range is open at either end (the report of all dates has no previous period)."""
+    if date_from is None or date_to is None:
+        return None
+    days = (date_to - date_from).days + 1
+    return date_from - dt.timedelta(days=days), date_from - dt.timedelta(days=1)
+
+
+def period_measures(flows: DataFrame) -> DataFrame:
+    """One row with PERIOD_MEASURES over `flows`: flows (rows), records, packets, bytes, rejected_records and
+    rejected_bytes (action REJECT), cleartext_bytes (ACCEPTed bytes with encryption-status 0, as `encryption`
+    counts them; NULL when no flow carries the field), and the distinct source and destination addresses.
+    Every measure is NULL when `flows` has no row: nothing is known of a window the lake does not hold."""
+    code = _col(flows, "encryption_status_code", "int")
+    reject = F.col("action") == "REJECT"
+    known = F.count(F.when(F.col("action") == "ACCEPT", code))
+    cleartext = F.sum(F.when((F.col("action") == "ACCEPT") & (code == CLEARTEXT), F.col("bytes")))
+    measures = {
+        "flows": F.count(F.lit(1)),
+        "records": F.sum("records"),
+        "packets": F.sum("packets"),
+        "bytes": F.sum("bytes"),
+        "rejected_records": F.coalesce(F.sum(F.when(reject, F.col("records"))), F.lit(0)),
+        "rejected_bytes": F.coalesce(F.sum(F.when(reject, F.col("bytes"))), F.lit(0)),
+        "cleartext_bytes": F.when(known > 0, F.coalesce(cleartext, F.lit(0))),
+        "source_addresses": F.countDistinct("srcaddr"),
+        "destination_addresses": F.countDistinct("dstaddr"),
+    }
+    any_row = F.count(F.lit(1)) > 0
+    return flows.agg(*[F.when(any_row, m).cast("long").alias(name) for name, m in measures.items()])
+
+
+def period_comparison(
+    current: DataFrame,
+    previous: DataFrame | None,
+    previous_from: dt.date | None = None,
+    previous_to: dt.date | None = None,
+) -> DataFrame:
+    """The report's range beside the same window of the previous period: one row per PERIOD_MEASURES, in
+    that order: position, measure, current, previous, change (current - previous), change_share (change
+    over previous, rounded to 4 places; NULL when previous is 0 or NULL), previous_from, previous_to.
+
+    `current` and `previous` are the flows of the two windows (previous: None when there is no previous
+    period, for a range open at either end). A measure of a window without any flow is NULL, not 0: a
+    previous window the lake does not hold compares with nothing."""
+    cur = period_measures(current)
+    if previous is None:
+        prev = cur.select(*[F.lit(None).cast("long").alias(m) for m in PERIOD_MEASURES])
+    else:
+        prev = period_measures(previous)
+    both = cur.select(*[F.col(m).alias(f"c_{m}") for m in PERIOD_MEASURES]).crossJoin(
+        prev.select(*[F.col(m).alias(f"p_{m}") for m in PERIOD_MEASURES])
+    )
+    rows = F.array(
+        *[
+            F.struct(
+                F.lit(i + 1).alias("position"),
+                F.lit(m).alias("measure"),
+                F.col(f"c_{m}").alias("current"),
+                F.col(f"p_{m}").alias("previous"),
+            )
+            for i, m in enumerate(PERIOD_MEASURES)
+        ]
+    )
+    change = F.col("current") - F.col("previous")
+    return (
+        both.select(F.explode(rows).alias("r"))
+        .select("r.*")
+        .select(
+            "position",
+            "measure",
+            "current",
+            "previous",
+            change.alias("change"),
+            F.when(F.col("previous") != 0, F.round(change / F.col("previous"), 4)).alias("change_share"),
+            F.lit(previous_from).cast("date").alias("previous_from"),
+            F.lit(previous_to).cast("date").alias("previous_to"),
+        )
+    )

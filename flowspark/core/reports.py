@@ -352,27 +352,104 @@ def _own_side(side: str, columns: Sequence[str]) -> Column:
     return F.col("flow_direction") == ("egress" if side == "srcaddr" else "ingress")
 
 
+# TagFieldSpecifications' resource types -> the record field their first tag key fills (the second key fills
+# the same name with "-2"): AWS's CreateFlowLogs docs, "The position of each key determines which field it
+# populates".
+TAG_RESOURCE_FIELDS = {
+    "instance": "instance-tag",
+    "network-interface": "interface-tag",
+    "auto-scaling-group": "asg-tag",
+}
+TAG_KEYS = "tag_keys"  # the flow_logs column (and talkers' join column): field name -> tag key
+
+
+def tag_field_keys(specs: Sequence[dict] | None) -> dict[str, str]:
+    """A flow log's TagFieldSpecifications (DescribeFlowLogs, as boto3 gives them: [{"ResourceType":
+    "instance", "TagKeys": ["Name", "team"]}, ...]) -> {record field: tag key}: {"instance-tag": "Name",
+    "instance-tag-2": "team"}. A resource type AWS adds later is left out; a third key (the API allows two)
+    too."""
+    out: dict[str, str] = {}
+    for spec in specs or []:
+        field = TAG_RESOURCE_FIELDS.get(str(spec.get("ResourceType")))
+        if not field:
+            continue
+        for position, key in enumerate((spec.get("TagKeys") or [])[:2]):
+            if key:
+                out[field if position == 0 else f"{field}-2"] = str(key)
+    return out
+
+
+def interface_tag_keys(flows: DataFrame, flow_logs: DataFrame, interfaces: DataFrame | None = None) -> DataFrame:
+    """The tag keys of each interface's flow log: interface_id, tag_keys (field name -> key), for the
+    interfaces of `flows` that exactly one set of keys covers.
+
+    flows do not keep the object (and so the flow log) a record came from: an interface's flow log is the
+    one whose resource is the interface itself, its subnet or its VPC (from the records' vpc_id/subnet_id,
+    else the `interfaces` snapshot's latest row), taken from the flow_logs snapshot (the latest row of each
+    flow log id: a flow log deleted since still names the records it wrote). Flow logs without tag keys are
+    left out (their records carry no tag values); an interface whose covering flow logs disagree on the keys
+    gets no row, so its values keep their field names."""
+    newest = Window.partitionBy("flow_log_id").orderBy(F.col("snapshot_time").desc())
+    logs = (
+        flow_logs.withColumn("_n", F.row_number().over(newest))
+        .where((F.col("_n") == 1) & (F.size(TAG_KEYS) > 0))
+        .select("resource_id", F.array_sort(F.map_entries(TAG_KEYS)).alias("_keys"))
+    )
+    col = {c: F.col(c) if c in flows.columns else F.lit(None).cast("string") for c in ("vpc_id", "subnet_id")}
+    ifs = flows.where(F.col("interface_id").isNotNull()).select("interface_id", *[v.alias(k) for k, v in col.items()])
+    ifs = ifs.distinct()
+    if interfaces is not None:
+        snap = interfaces.select(
+            "interface_id", F.col("vpc_id").alias("_vpc"), F.col("subnet_id").alias("_subnet")
+        ).dropDuplicates(["interface_id"])
+        ifs = ifs.join(F.broadcast(snap), "interface_id", "left").select(
+            "interface_id",
+            F.coalesce("vpc_id", "_vpc").alias("vpc_id"),
+            F.coalesce("subnet_id", "_subnet").alias("subnet_id"),
+        )
+    covered = ifs.select(
+        "interface_id", F.explode(F.array("interface_id", "subnet_id", "vpc_id")).alias("resource_id")
+    ).where(F.col("resource_id").isNotNull())
+    g = (
+        covered.distinct()
+        .join(F.broadcast(logs), "resource_id")
+        .groupBy("interface_id")
+        .agg(F.collect_set("_keys").alias("_sets"))
+    )
+    return g.where(F.size("_sets") == 1).select("interface_id", F.map_from_entries(F.col("_sets")[0]).alias(TAG_KEYS))
+
+
 def _tags(columns: Sequence[str]) -> Column:
-    """The record's tag values as 'instance-tag=web, asg-tag=api' (the tag KEYS are the flow log's
-    TagFieldSpecifications, which records do not carry), null without any."""
+    """The record's tag values as 'Name=web, team=api' when `columns` hold the tag keys of its flow log
+    (TAG_KEYS, from interface_tag_keys), else with their field's name: 'instance-tag=web, asg-tag=api' (the
+    records carry the values only); null without any."""
     held = [c for c in TAG_FIELDS if c in columns]
-    parts = [F.when(F.col(c).isNotNull(), F.concat(F.lit(c.replace("_", "-") + "="), F.col(c))) for c in held]
+    keyed = TAG_KEYS in columns
+
+    def key(field: str) -> Column:
+        return F.coalesce(F.col(TAG_KEYS)[field], F.lit(field)) if keyed else F.lit(field)
+
+    parts = [F.when(F.col(c).isNotNull(), F.concat(key(c.replace("_", "-")), F.lit("="), F.col(c))) for c in held]
     return F.nullif(F.concat_ws(", ", *parts), F.lit("")) if parts else F.lit(None).cast("string")
 
 
-def top_talkers(flows: DataFrame, side: str = "srcaddr", n: int = 20) -> DataFrame:
+def top_talkers(flows: DataFrame, side: str = "srcaddr", n: int = 20, tag_keys: DataFrame | None = None) -> DataFrame:
     """The n addresses of `side` (srcaddr: sources, dstaddr: destinations) with the most bytes; with the ECS
     service and the EC2 tag values the records carry when the address is the interface's own (egress
-    sources, ingress destinations), those of its most bytes."""
+    sources, ingress destinations), those of its most bytes. tag_keys (interface_tag_keys: interface_id,
+    tag_keys) names each value by its tag key where the interface's flow log is known."""
     other = "dstaddr" if side == "srcaddr" else "srcaddr"
     own = _own_side(side, flows.columns)
     ecs = F.col(ECS_SERVICE) if ECS_SERVICE in flows.columns else F.lit(None).cast("string")
     mine = F.when(own, F.col("bytes"))
+    if tag_keys is not None and "interface_id" in flows.columns and any(c in flows.columns for c in TAG_FIELDS):
+        flows = flows.join(F.broadcast(tag_keys.select("interface_id", TAG_KEYS)), "interface_id", "left")
+    tags = _tags(flows.columns)
     agg = flows.groupBy(F.col(side).alias("address")).agg(
         *totals(),
         F.count_distinct(other).alias("peers"),
         F.max_by(F.when(own, ecs), F.when(own & ecs.isNotNull(), F.col("bytes"))).alias("ecs_service"),
-        F.max_by(F.when(own, _tags(flows.columns)), F.when(own & _tags(flows.columns).isNotNull(), mine)).alias("tags"),
+        F.max_by(F.when(own, tags), F.when(own & tags.isNotNull(), mine)).alias("tags"),
     )
     return _ranked(agg, "bytes", n, "address").drop("rank_by")
 
@@ -747,13 +824,15 @@ def blank_reasons(
     interfaces: bool = False,
     exclude_aws: bool = True,
     ip: str | None = None,
+    previous_period: bool = False,
 ) -> dict[str, list[tuple[tuple[str, ...], str]]]:
     """Why a column of a section is blank (null) on some rows, or absent, when the reason is known from how
     the report was run: {"report/section": [(columns, why), ...]}. column_notes() keeps the ones that apply
     to the rows written. Numeric columns stay numeric: the reason goes beside the table, never in a cell.
 
     asn_db: --asn-db was given; interfaces: the lake has a `flowspark interfaces` snapshot; exclude_aws and
-    ip: how hunt chose its peers ([reports] exclude_aws_peers, --ip)."""
+    ip: how hunt chose its peers ([reports] exclude_aws_peers, --ip); previous_period: the range is closed (--from
+    and --to), so the network report's period section has a previous window."""
     no_snapshot = "no interfaces snapshot in the lake: run 'flowspark interfaces' to name the resources"
     not_in_snapshot = "the address is on no interface of the latest 'flowspark interfaces' snapshot"
     resource = no_snapshot if not interfaces else not_in_snapshot
@@ -795,6 +874,16 @@ def blank_reasons(
         "talkers/top_sources": [(("resource",), resource), (geo_cols, geo), (("ecs_service", "tags"), own)],
         "talkers/top_destinations": [(("resource",), resource), (geo_cols, geo), (("ecs_service", "tags"), own)],
         "network/intel_contacts": [(geo_cols, geo)],
+        "network/period": [
+            (
+                ("previous", "change", "change_share", "previous_from", "previous_to"),
+                "the lake's flows have no row in the previous period (the same number of days just before the "
+                "range), or the measure is unknown there (cleartext bytes need encryption-status, v10); "
+                "change_share also when the previous figure is 0"
+                if previous_period
+                else "no previous period: the range is open (give --from and --to)",
+            )
+        ],
         "talkers/nat_sources": [
             (("resource",), resource),
             (

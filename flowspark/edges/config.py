@@ -103,6 +103,9 @@ class ReportsConfig:
     # an intel list (flowspark intel load) whose newest version is older than this many days makes the report
     # warn (blocklists change daily; a stale one misses today's addresses); 0 = never
     intel_max_age_days: int = 7
+    # the network report's data quality: an object delivered (its S3 LastModified) more than this many minutes
+    # after the end of the last UTC day of its records is late
+    late_after_minutes: float = 60.0
     endpoint_services: tuple[str, ...] = ("S3", "DYNAMODB")
     nat: str = ""  # default --nat target: an interface (eni-...), an address or a regional NAT gateway (nat-...)
     nat_region: str = ""  # the NAT's region: only S3/DynamoDB traffic there can use a gateway endpoint

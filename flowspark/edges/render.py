@@ -718,7 +718,7 @@ charts share one log scale, so a small series (REJECT) shows beside a large one.
 {% if talkers %}
 <h2 id="talkers">Talkers and NAT cost</h2>
 <h3>NAT cost by AWS service</h3>
-{% for n in meta.notes if not n.startswith(("cross-AZ", "intel list")) %}<p class="note">{{ n }}</p>{% endfor %}
+{% for n in meta.notes if not n.startswith(network_notes) %}<p class="note">{{ n }}</p>{% endfor %}
 {% if talkers.nat_services is defined %}
 <p>Processed: <b title="{{ '{:,}'.format(nat_total.bytes) }} bytes">{{ hbytes(nat_total.bytes) }}</b>, estimated
 data-processing cost <b>${{ '%.2f'|format(nat_total.cost) }}</b>; S3/DynamoDB through gateway endpoints would
@@ -749,6 +749,11 @@ the same rows with every evidence column follow it (that table scrolls sideways 
 <p class="note">From fields the flow log records carry (reject-reason v8, encryption-status v10, the Transit
 Gateway drop counters v6, az-id v4 and next-hop-az-id v11, flow-direction v5): a section is empty when the
 flow logs' format leaves its field out.</p>
+<h3>This range beside the previous period</h3>
+{% for n in meta.notes if n.startswith("previous period") %}<p class="note">{{ n }}</p>{% endfor %}
+<p class="note">The same measures over the same number of days just before the range; previous is blank when
+the lake holds no flow of those days (not 0), change_share when previous is blank or 0.</p>
+{{ table(t.period) }}
 <h3>Rejected traffic by cause</h3>
 {{ charts.reject_causes|safe }}
 {{ table(t.reject_causes) }}
@@ -793,7 +798,10 @@ pair this way).</p>
 </p>{% endif %}
 <h3>Data quality per day</h3>
 <p class="note">From the ledger: objects read, objects read in part or not at all, record lines, rejected
-lines, NODATA and SKIPDATA records (each object counted on the first day of its records).</p>
+lines, NODATA and SKIPDATA records (each object counted on the first day of its records), late objects (S3
+got them after the end of the last day of their records and the grace below: a report of that day made
+before then missed them) and the longest delivery delay after that end, in minutes.</p>
+{% for n in meta.notes if n.startswith("late objects") %}<p class="note">{{ n }}</p>{% endfor %}
 {{ table(t.data_quality) }}
 {% endif %}
 
@@ -880,6 +888,36 @@ NETWORK_SECTIONS = (
     "data_quality",
     "intel_contacts",
 )
+
+
+# How the network report's notes start: shown in its own section, not among the talkers' notes.
+NETWORK_NOTES = ("cross-AZ", "intel list", "late objects", "previous period")
+
+
+PERIOD_COLUMNS = ("measure", "current", "previous", "change", "change_share")
+
+
+def _period_model(rows: Rows) -> dict[str, Any]:
+    """The network report's period section as a table: each row's figures in its measure's unit (bytes for
+    the byte measures, counts for the others), change_share as a signed percentage."""
+    model = table_model(rows, PERIOD_COLUMNS)
+    if not rows:
+        return model
+    model["cols"] = [(c, "t" if c == "measure" else "n") for c in PERIOD_COLUMNS]
+    body = []
+    for r in rows:
+        unit = str(r.get("measure"))  # rejected_bytes -> bytes, flows -> a count
+        share = r.get("change_share")
+        shown = Cell(
+            ("+" if share is not None and share > 0 else "") + human_percent(share),
+            "n",
+            "" if share is None else share,
+            None if share is None else repr(share),
+        )
+        figures = [cell(r.get(c), unit, "n") for c in PERIOD_COLUMNS[1:4]]
+        body.append([cell(r.get("measure"), "measure", "t"), *figures, shown])
+    model["rows"] = body
+    return model
 
 
 def _sum_by(rows: Rows, label: str, value: str) -> tuple[list[str], list[float]]:
@@ -1074,6 +1112,8 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
     for section in NETWORK_SECTIONS:
         limit = 200 if section == "breakdown" else 50
         t[section] = model("network", section, network.get(section, []), limit=limit)
+    t["period"] = _period_model(network.get("period", []))
+    t["period"]["why"] = column_notes.get("network/period", [])
     t["rejected_over_time_where"] = _where_more("network", "rejected_over_time", meta, xlsx)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     html = env.from_string(_TEMPLATE).render(
@@ -1084,6 +1124,7 @@ def write_html(path: Path, results: Results, extras: dict[str, Rows], meta: dict
         talkers=talkers,
         hunt=hunt,
         network=network,
+        network_notes=NETWORK_NOTES,
         has_hunt=bool(hunt),
         has_findings="findings" in extras,
         intel_look=intel_look,

@@ -873,6 +873,7 @@ def replace_report(df: DataFrame, lake: str, name: str, date_from: dt.date | Non
 # ---------------------------------------------------------------- interfaces (flowspark interfaces)
 
 INTERFACES = "interfaces"
+FLOW_LOGS = "flow_logs"  # DescribeFlowLogs snapshots (flowspark interfaces): the tag keys of the records' tag fields
 
 
 def append_snapshot(df: DataFrame, lake: str, name: str) -> None:

@@ -36,6 +36,7 @@ KNOWN = {
     tables.AWS_IP_RANGES: "AWS's published IP prefixes, every version loaded (ip-ranges)",
     tables.IP_CLASSES: "each address of flows: its class and AWS service/region (classify)",
     tables.INTERFACES: "snapshots of EC2's network interfaces (interfaces)",
+    tables.FLOW_LOGS: "snapshots of EC2's flow logs with their tag fields' keys (interfaces)",
     tables.INTEL_LISTS: "threat-intelligence IP/CIDR lists, every version loaded (intel load)",
 }
 _FIELD_COMMENTS = {f.column: f"flow log field {f.aws} (version {f.version})" for f in FIELDS}

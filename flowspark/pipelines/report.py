@@ -105,6 +105,8 @@ class _Inputs:
     addresses: Optional[DataFrame] = None  # address -> interface_id, resource
     all_records: Optional[int] = None  # every record of the range: the runts' shares (computed once)
     every_column: Optional[DataFrame] = None  # flows of the range with every column (the network report's fields)
+    lake_flows: Optional[DataFrame] = None  # every flow of the lake (the network report's previous period)
+    tag_keys: Optional[DataFrame] = None  # interface_id -> its flow log's tag keys (the talkers' tags)
     latest: Optional[DataFrame] = None  # the latest interfaces snapshot row per interface
     ledger: Optional[DataFrame] = None  # ingested_files (the network report's data quality)
     intel: Optional[DataFrame] = None  # intel_lists, each list's newest version
@@ -205,9 +207,11 @@ def _sections(
             "top_scanners": R.top_scanners(cf, n, total),
         }
     if name == "talkers":
+        # every column: the ECS and tag fields and flow-direction (whose the fields are) are not FLOW_COLUMNS
+        wide = inp.every_column if inp.every_column is not None else flows
         out = {
-            "top_sources": _labelled(R.top_talkers(flows, "srcaddr", n), inp, "address"),
-            "top_destinations": _labelled(R.top_talkers(flows, "dstaddr", n), inp, "address"),
+            "top_sources": _labelled(R.top_talkers(wide, "srcaddr", n, inp.tag_keys), inp, "address"),
+            "top_destinations": _labelled(R.top_talkers(wide, "dstaddr", n, inp.tag_keys), inp, "address"),
         }
         if opts.geo_db:  # the (bounded) top rows' addresses only
             out = {k: R.with_country(v, asn.peer_country(v, opts.geo_db, "address"), "address") for k, v in out.items()}
@@ -269,7 +273,19 @@ def _network(
     flows = inp.every_column if inp.every_column is not None else inp.flows
     price = N.CrossAzPrice(rc.cross_az_price_per_gb, rc.cross_az_price_read_on, rc.bytes_per_gb)
     snapshot = inp.latest.select("interface_id", "vpc_id", "subnet_id") if inp.latest is not None else None
+    # the same number of days just before the range, read from the lake (none for an open range)
+    window = N.previous_period(inp.date_from, inp.date_to)
+    previous = in_dates(inp.lake_flows, *window) if window and inp.lake_flows is not None else None
+    if window:
+        days = (window[1] - window[0]).days + 1
+        notes.append(f"previous period: {window[0]} to {window[1]}, the {days} day(s) just before the range")
+    else:
+        notes.append(
+            "previous period: none, the range is open (give --from and --to to compare with the same number of "
+            "days just before)"
+        )
     out = {
+        "period": N.period_comparison(flows, previous, *(window or (None, None))),
         "reject_causes": N.reject_causes(flows),
         "top_rejected": N.top_rejected(flows, n),
         "rejected_over_time": N.rejected_over_time(flows),
@@ -289,7 +305,12 @@ def _network(
             contacts = R.with_country(contacts, asn.peer_country(contacts, geo_db, "listed"), "listed")
         out["intel_contacts"] = contacts if inp.addresses is None else R.with_resource(contacts, inp.addresses, "local")
     if inp.ledger is not None:
-        out["data_quality"] = in_dates(N.data_quality(inp.ledger), inp.date_from, inp.date_to, "day")
+        quality = N.data_quality(inp.ledger, rc.late_after_minutes)
+        out["data_quality"] = in_dates(quality, inp.date_from, inp.date_to, "day")
+        notes.append(
+            f"late objects: delivered more than {rc.late_after_minutes:g} minutes after the end of the last UTC day "
+            "of their records ([reports] late_after_minutes)"
+        )
     notes.append(
         f"cross-AZ cost: ${price.per_gb}/GB that crosses AZs (read {price.read_on}, {rc.cross_az_price_source}), "
         f"1 GB = {price.bytes_per_gb:,} bytes"
@@ -341,6 +362,7 @@ _ORDER: dict[str, tuple[str, ...]] = {
     "talkers/nat_services": ("-bytes", "aws_service", "aws_region"),
     "talkers/nat_sources": ("rank",),
     "hunt/peers": ("!flags", "-bytes", "peer", "port"),
+    "network/period": ("position",),
     "network/reject_causes": ("-records", "reject_reason"),
     "network/top_rejected": ("rank",),
     "network/rejected_over_time": ("time", "cause"),
@@ -456,7 +478,8 @@ def run_report(
     if opts.geo_db:
         asn.check_geo_database(opts.geo_db)
     summary = ReportSummary(lake=lake, reports=names, date_from=date_from, date_to=date_to)
-    every_column = in_dates(tables.read(spark, lake, tables.FLOWS), date_from, date_to)
+    lake_flows = tables.read(spark, lake, tables.FLOWS)
+    every_column = in_dates(lake_flows, date_from, date_to)
     flows = every_column.select(*[c for c in FLOW_COLUMNS if c in every_column.columns])
     keep: list[DataFrame] = []
     cf = ip_classes = None
@@ -469,11 +492,17 @@ def run_report(
         cf = classified_flows(flows, ip_classes).persist(StorageLevel.DISK_ONLY)
         keep.append(cf)
     inp = _Inputs(cf, flows, ip_classes, every_column=every_column, date_from=date_from, date_to=date_to)
+    inp.lake_flows = lake_flows
     if tables.exists(spark, lake, tables.INTERFACES):
         latest = R.latest_interfaces(tables.read(spark, lake, tables.INTERFACES)).persist(StorageLevel.MEMORY_AND_DISK)
         keep.append(latest)
         inp.latest = latest
         inp.interfaces, inp.addresses = R.interface_resources(latest), R.address_resources(latest)
+    if "talkers" in names and tables.exists(spark, lake, tables.FLOW_LOGS):
+        # the tag keys of each interface's flow log (a few rows; both talkers sections read them)
+        logs = tables.read(spark, lake, tables.FLOW_LOGS)
+        inp.tag_keys = R.interface_tag_keys(every_column, logs, inp.latest).persist(StorageLevel.MEMORY_AND_DISK)
+        keep.append(inp.tag_keys)
     if "hunt" in names and tables.exists(spark, lake, tables.FINDINGS):
         from flowspark.pipelines.findings import in_range, read_findings  # it imports this module
 
@@ -496,6 +525,7 @@ def run_report(
         interfaces=inp.addresses is not None,
         exclude_aws=cfg.reports.exclude_aws_peers,
         ip=opts.ip,
+        previous_period=N.previous_period(date_from, date_to) is not None,
     )
     try:
         for report in names:
