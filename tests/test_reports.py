@@ -1253,6 +1253,15 @@ def test_the_talkers_report_names_tag_values_by_the_flow_logs_snapshot(spark, cf
     got = read_section(spark, lake, "talkers", "top_sources", None, None)
     # the web server's own egress record: its tags by key; the client's (ingress on the web interface) none
     assert {r.address: r.tags for r in got.collect()} == {"10.0.0.5": "Name=web, team=api", CLIENT: None}
+    # --nat nat-...: a regional NAT gateway's flows by resource-id, which the other reports' columns left out
+    # of the report job (it costed nothing): both records here are its, 5 000 + 40 bytes, both with one public
+    # side, at $0.045/GB
+    flows = tables.read(spark, lake, tables.FLOWS).withColumn("resource_id", F.lit("nat-0regional"))
+    flows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(f"{lake}/flows")
+    run_report(spark, cfg, lake, "talkers", None, None, ReportOptions(top_n=5, nat="nat-0regional"))
+    nat = read_section(spark, lake, "talkers", "nat_services", None, None).collect()
+    assert [(r.aws_service, r.bytes) for r in nat] == [("INTERNET", 5040)]
+    assert nat[0].cost_usd == pytest.approx(5040 / 1e9 * 0.045)
 
 
 def test_talkers_name_the_ecs_service_and_tag_values_of_their_own_interface(spark):

@@ -162,6 +162,7 @@ FLOW_COLUMNS = (
     "end",
     "pkt_srcaddr",
     "pkt_dstaddr",
+    "resource_id",  # v9: a regional NAT gateway's flows (--nat nat-...)
     "event_date",
 )
 
