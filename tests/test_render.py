@@ -462,5 +462,7 @@ def test_the_network_sections_period_and_late_objects(tmp_path):
     assert cells[i + 1 : i + 5] == ["2", "4", "-2", "-50.0 %"]
     assert "the 2 day(s) just before the range" in network and "late_<wbr>objects" in network
     assert "([reports] late_after_minutes)" in network
+    i = cells.index("2024-06-01", cells.index("late_objects"))  # the data-quality row: its delay as a duration
+    assert cells[i + 7 : i + 9] == ["1", "1 h"]  # late_objects, max_delay_minutes 60.5 (not "60.50")
     # the network's notes are not repeated among the talkers'
     assert html.count("late objects: delivered more than 60 minutes") == 1

@@ -190,7 +190,8 @@ _IDS = {"asn", "port", "dstport", "srcport", "peer_port", "local_port", "protoco
 
 
 def column_unit(col: str) -> str:
-    """What a numeric column holds, from its name: id, bytes, duration, usd, percent or number."""
+    """What a numeric column holds, from its name: id, bytes, duration (seconds), minutes, usd, percent or
+    number."""
     words = col.split("_")
     if col in _IDS:
         return "id"
@@ -198,6 +199,8 @@ def column_unit(col: str) -> str:
         return "bytes"
     if col.endswith("_s") or col == "seconds":
         return "duration"
+    if col.endswith("_minutes"):
+        return "minutes"
     if col.endswith("_usd"):
         return "usd"
     if col.startswith("share"):
@@ -208,6 +211,7 @@ def column_unit(col: str) -> str:
 _HUMAN: dict[str, Callable[[Any], str]] = {
     "bytes": human_bytes,
     "duration": human_duration,
+    "minutes": lambda v: human_duration(float(v) * 60),
     "usd": human_usd,
     "percent": human_percent,
 }
@@ -222,6 +226,8 @@ def _exact(v: Any, unit: str) -> str:
         return f"{human_count(v)} bytes"
     if unit == "duration":
         return f"{human_count(v)} s"
+    if unit == "minutes":
+        return f"{v} min"
     return str(v)
 
 
@@ -800,7 +806,7 @@ pair this way).</p>
 <p class="note">From the ledger: objects read, objects read in part or not at all, record lines, rejected
 lines, NODATA and SKIPDATA records (each object counted on the first day of its records), late objects (S3
 got them after the end of the last day of their records and the grace below: a report of that day made
-before then missed them) and the longest delivery delay after that end, in minutes.</p>
+before then missed them) and the longest delivery delay after that end.</p>
 {% for n in meta.notes if n.startswith("late objects") %}<p class="note">{{ n }}</p>{% endfor %}
 {{ table(t.data_quality) }}
 {% endif %}
