@@ -538,6 +538,34 @@ def _small_source(root: Path) -> Path:
     return root
 
 
+MORNING = 12  # the small source's objects ingested first by the failed-reconciliation tests
+
+
+@pytest.fixture(scope="module")
+def small(spark, cfg, tmp_path_factory):
+    """(source, morning lake, clean lake, objects): the small source (3 000 records in 24 hourly objects)
+    plus the object of rejects; a lake of its first 12 objects only (the morning: the rest arrived after that
+    ingest); and a clean ingest of all of it, the reference. Read only: tests copy a lake they change."""
+    root = tmp_path_factory.mktemp("eo_small")
+    src = _small_source(root / "src")
+    objects = sorted(src.rglob("*.log.gz"))
+    (src / "extra").mkdir()
+    (src / "extra" / "bad.log").write_text(BAD_OBJECT)
+    later = root / "later"
+    later.mkdir()
+    for p in [*objects[MORNING:], src / "extra" / "bad.log"]:
+        shutil.move(p, later / p.name)
+    morning = root / "morning" / "lake"
+    run_ingest(spark, cfg, str(src), str(morning))
+    for p in objects[MORNING:]:
+        shutil.move(later / p.name, p)
+    shutil.move(later / "bad.log", src / "extra" / "bad.log")
+    clean = root / "clean" / "lake"
+    s = run_ingest(spark, cfg, str(src), str(clean))
+    assert (s.files_read, s.rejected) == (len(objects) + 1, BAD_REJECTS)
+    return src, morning, clean, len(objects) + 1
+
+
 def _lines(path: Path) -> list[str]:
     with gzip.open(path, "rt") as fh:
         return fh.read().rstrip("\n").split("\n")
@@ -593,17 +621,15 @@ def test_rewritten_object_replaces_its_rows(spark, cfg, tmp_path, same_size):
     )
 
 
-def test_force_reads_again_and_replaces(spark, cfg, tmp_path):
+def test_force_reads_again_and_replaces(spark, cfg, small, tmp_path):
     """--force: the objects are read again and their rows replaced, never appended a second time."""
-    src = _small_source(tmp_path / "src")
+    src, _, clean, n_objects = small
     lake = tmp_path / "lake"
-    first = run_ingest(spark, cfg, str(src), str(lake))
+    shutil.copytree(clean, lake)  # every object ingested once
     again = run_ingest(spark, cfg, str(src), str(lake), force=True)
-    assert again.files_read == first.files_read and again.files_skipped == 0
-    assert _count(spark, lake, tables.FLOW_RECORDS) == 3_000
+    assert (again.files_read, again.files_skipped) == (n_objects, 0)
+    assert _count(spark, lake, tables.FLOW_RECORDS) == 3_000 + BAD_GOOD
     assert _duplicates(spark, lake) == 0
-    clean = tmp_path / "clean"
-    run_ingest(spark, cfg, str(src), str(clean))
     _assert_same_lake(spark, lake, clean, with_ledger=False)
 
 
@@ -631,24 +657,16 @@ def _inject(monkeypatch, table: str, how: str) -> None:
     [(tables.FLOW_RECORDS, "lost"), (tables.FLOW_RECORDS, "doubled"), (tables.FLOW_REJECTS, "lost"),
      (tables.FLOW_REJECTS, "doubled")],
 )  # fmt: skip
-def test_failed_reconciliation_removes_the_claims_rows_then_rerun_converges(spark, cfg, tmp_path, monkeypatch, table, how):
+def test_failed_reconciliation_removes_the_claims_rows_then_rerun_converges(
+    spark, cfg, small, tmp_path, monkeypatch, table, how
+):
     """A write that lost or doubled a row (records or rejects) does not reconcile: the claim's rows are
     removed, the rows of an earlier ingest stay, the objects are free again; a rerun ingests them."""
-    src = _small_source(tmp_path / "src")
-    (src / "extra").mkdir()
-    (src / "extra" / "bad.log").write_text(BAD_OBJECT)
+    src, morning, clean, n_objects = small
     lake = tmp_path / "lake"
-    day_objects = sorted(src.rglob("*.log.gz"))
-    later = tmp_path / "later"
-    later.mkdir()
-    for p in day_objects[12:]:  # the afternoon arrives later (with the object of rejects)
-        shutil.move(p, later / p.name)
-    shutil.move(src / "extra" / "bad.log", later / "bad.log")
-    run_ingest(spark, cfg, str(src), str(lake))
+    shutil.copytree(morning, lake)  # the morning's 12 objects ingested; the rest arrived since
     before = _comparable(spark, lake)
     before = {k: v.localCheckpoint() for k, v in before.items() if k != "ingested_files"}
-    for p in later.iterdir():
-        shutil.move(p, (src / "extra" if p.name == "bad.log" else day_objects[0].parent) / p.name)
 
     _inject(monkeypatch, table, how)
     with pytest.raises(ReconciliationError, match="does not reconcile"):
@@ -656,11 +674,9 @@ def test_failed_reconciliation_removes_the_claims_rows_then_rerun_converges(spar
     after = _comparable(spark, lake)
     for name, df in before.items():  # the earlier ingest's rows stay, every row of the failed claim went
         assert after[name].exceptAll(df).count() == 0 and df.exceptAll(after[name]).count() == 0, name
-    assert _ledger_states(spark, lake) == {"done": 12, "void": len(day_objects) - 12 + 1}
+    assert _ledger_states(spark, lake) == {"done": MORNING, "void": n_objects - MORNING}
     monkeypatch.undo()
 
     s = run_ingest(spark, cfg, str(src), str(lake))
-    assert s.files_read == len(day_objects) - 12 + 1
-    clean = tmp_path / "clean"
-    run_ingest(spark, cfg, str(src), str(clean))
+    assert s.files_read == n_objects - MORNING
     _assert_same_lake(spark, lake, clean, with_ledger=False)

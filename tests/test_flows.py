@@ -25,11 +25,14 @@ RUN_COLUMNS = {"ingest_id", "done_at", "ingested_at"}
 
 
 def _comparable(df):
+    """source_file from AWSLogs/ on: the runs compared read copies of the same objects in other folders."""
     cols = []
     for f in df.schema.fields:
         if f.name in RUN_COLUMNS:
             continue
         c = F.col(f"`{f.name}`")
+        if f.name == "source_file":
+            c = F.regexp_replace(c, "^.*?/AWSLogs/", "AWSLogs/")
         cols.append((F.to_json(c) if isinstance(f.dataType, MapType) else c).alias(f.name))
     return df.select(*cols)
 

@@ -1036,7 +1036,9 @@ def test_reports_name_the_resource_of_interfaces_and_the_asn_of_peers(spark, cfg
     assert (beacon.asn, beacon.asn_org, beacon.beacon_local_resource) == (208294, "Example Relays", "i-0beacon (instance)")
     html = (tmp_path / "out" / "flowspark_all.html").read_text(encoding="utf-8")
     assert "NAT cost of eni-nat (nat-0abc (NAT gateway, subnet-x))" in html
-    assert "i-0app (instance)" in html and "AS208294 Example Relays" in html and "i-0beacon (instance)" in html
+    assert "i-0app (instance)" in html and "i-0beacon (instance)" in html
+    # the hunt table's row of the beacon's peer: its ASN, then the organisation
+    assert '<td class="n" data-v="208294">208294</td><td class="t">Example Relays</td>' in html
 
 
 @pytest.mark.slow
