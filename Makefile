@@ -12,7 +12,7 @@ DEMO   ?= demo
 RECORDS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-spark35 demo test test-all test-fast test-isolated lint typecheck bench bench-detections package clean
+.PHONY: help setup setup-spark35 demo test test-all test-slow test-fast test-isolated lint typecheck bench bench-detections package clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -45,11 +45,14 @@ setup-spark35: $(STAMP35) ## the Spark 3.5 + Delta 3.3 line (Glue 5, EMR 7) in .
 demo: setup ## generate sample flow logs and run the whole pipeline on them (local Spark)
 	$(PY) scripts/demo.py --out $(DEMO) --records $(RECORDS)
 
-test: setup setup-spark35 lint ## CI: lint, the suite but its slow tests on Spark 4.0 + Delta 4.0 and tests/lane35.txt on Spark 3.5 + Delta 3.3, at once
+test: setup setup-spark35 lint ## CI: lint, the suite but its slow tests plus this commit's slice of them (1 of ~17, in turn) on Spark 4.0 + Delta 4.0 and tests/lane35.txt on Spark 3.5 + Delta 3.3, at once
 	scripts/test_lanes.sh
 
 test-all: setup setup-spark35 lint ## every test on both Spark lines (the slow ones too: crashes, concurrency, the cluster, real-size objects; long)
 	FULL=1 scripts/test_lanes.sh
+
+test-slow: setup ## every slow test on Spark 4 (~57 min on 2 cores; run it before a change to ingest, the lake or the reports lands)
+	$(PY) -m pytest -q -p no:cacheprovider -m slow --durations=0
 
 test-fast: setup ## the suite without the slow tests (real-size objects, crashes, S3, generated data), Spark 4 only
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The suite on each Spark line, with each lane's time and its 25 slowest tests. CI (make test): on Spark 4.0 +
-# Delta 4.0 every test not marked slow (tests/slow.txt and tests/conftest.py say which are), on Spark 3.5 +
+# Delta 4.0 every test not marked slow (tests/slow.txt and tests/conftest.py say which are) and one slice of
+# the slow ones, in turn by commit count (SLOW_ROTATION=N picks slice N; tests/slow_seconds.txt), on Spark 3.5 +
 # Delta 3.3 (Glue 5, EMR 7) the fixed list tests/lane35.txt (the behaviours that differ between the lines).
 # FULL=1 (make test-all): every test on both lines. The two lanes run at the same time, each in its own
 # pytest process, temp folder and output lines (prefixed with the lane).
@@ -29,7 +30,9 @@ run_lane() {  # id venv name: one lane, its exit code and seconds into $work/<id
     if [ "$id" = 35 ]; then
       mapfile -t select < <(grep -v '^#' tests/lane35.txt | sed '/^$/d')
     else
-      select=(-m "not slow")
+      # every test not slow, and the slice of the slow ones this commit's turn (tests/conftest.py): over any
+      # run of consecutive commits as long as the slices are many, every slow test runs once
+      select=(--slow-rotation="${SLOW_ROTATION:-$(git rev-list --count HEAD 2>/dev/null || echo 0)}")
     fi
   fi
   PYTHONUNBUFFERED=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=25 --basetemp="$work/tmp$id" \

@@ -86,10 +86,65 @@ MEASURED_SLOW = tuple(
 )
 
 
+# CI's rotation (scripts/test_lanes.sh): besides every test not slow, one slice of the slow tests, packed by
+# their measured seconds (tests/slow_seconds.txt) into slices of about SLICE_SECONDS each; which slice is the
+# commit count modulo the number of slices, so consecutive commits run every slice in turn.
+SLICE_SECONDS = 200
+UNMEASURED_SECONDS = 30
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow-rotation",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the tests not marked slow and slice N (modulo the number of slices) of the slow ones "
+        "(CI: N is the commit count; tests/slow_seconds.txt)",
+    )
+
+
+def _slow_slices(nodeids: list[str]) -> list[list[str]]:
+    """The slow tests in slices of about SLICE_SECONDS of measured time each: largest first, each into the
+    slice with the least time so far (ties: the first)."""
+    seconds = {}
+    for line in (REPO / "tests" / "slow_seconds.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            value, node = line.split(" ", 1)
+            seconds[node] = float(value)
+    cost = {n: seconds.get(n, UNMEASURED_SECONDS) for n in nodeids}
+    n = max(1, -(-int(sum(cost.values())) // SLICE_SECONDS))
+    slices: list[list[str]] = [[] for _ in range(n)]
+    load = [0.0] * n
+    for node in sorted(nodeids, key=lambda x: (-cost[x], x)):
+        i = load.index(min(load))
+        slices[i].append(node)
+        load[i] += cost[node]
+    return slices
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.startswith(MEASURED_SLOW):
             item.add_marker(pytest.mark.slow)
+    rotation = config.getoption("--slow-rotation")
+    if rotation is None:
+        return
+    slow = [item.nodeid for item in items if item.get_closest_marker("slow")]
+    slices = _slow_slices(slow)
+    k = rotation % len(slices)
+    chosen = set(slices[k])
+    keep = [item for item in items if not item.get_closest_marker("slow") or item.nodeid in chosen]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+    config._slow_rotation = (k, len(slices), len(chosen), len(slow))
+
+
+def pytest_report_collectionfinish(config):
+    if getattr(config, "_slow_rotation", None):
+        k, n, chosen, slow = config._slow_rotation
+        return f"slow tests: slice {k + 1} of {n} ({chosen} of {slow}; CI's rotation, tests/slow_seconds.txt)"
+    return None
 
 
 @pytest.fixture(scope="session")
