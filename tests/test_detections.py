@@ -39,7 +39,7 @@ VICTIM, BULK, DNS_PEER = "82.30.0.1", "82.30.0.2", "82.30.0.3"
 MX = [f"83.40.{i}.25" for i in range(30)]
 USUAL, IRC, ALT = "84.50.0.1", "84.50.0.2", "84.50.0.3"
 DROP, BACKUP = "85.60.0.1", "85.60.0.2"
-C2, MONITOR, WEB = "86.70.0.1", "86.70.0.2", "86.70.0.3"
+C2, MONITOR, WEB, C2_NINE, C2_TWO = "86.70.0.1", "86.70.0.2", "86.70.0.3", "86.70.0.4", "86.70.0.5"
 DNS_RESOLVER = "1.0.0.1"
 
 
@@ -127,6 +127,12 @@ def _rows():
                     start=at() + dt.timedelta(seconds=30 * i),
                 )
             )
+    # too few to call regular (beacon_min_flows is 10 calls): 10.0.9.6 calls C2_NINE 9 times exactly 60 s
+    # apart (8 intervals, dispersion 0), 10.0.9.7 calls C2_TWO twice (one interval): small, as regular as
+    # can be, and neither is a beacon
+    for n, host, peer in ((9, "10.0.9.6", C2_NINE), (2, "10.0.9.7", C2_TWO)):
+        for i in range(n):
+            r.append(flow(host, peer, 33000 + i, 443, packets=6, nbytes=1500, start=at(i), secs=1))
     t = at()
     for i in range(40):
         t = t + dt.timedelta(seconds=int(rnd.expovariate(1 / 60)) + 1)
