@@ -33,13 +33,14 @@ def at(minutes=0.0, days=0):
 
 # Internet peers (public, not in AWS's prefixes in these tests)
 PROBERS = [f"45.{i + 1}.7.9" for i in range(40)]
-VSCAN, VSCAN_SHORT, SWEEP, SWEEP_SHORT = "80.10.0.1", "80.10.0.2", "80.10.0.3", "80.10.0.4"
-BRUTE, BRUTE_WON, ADMIN, BRUTE_SHORT = "81.20.0.1", "81.20.0.2", "81.20.0.3", "81.20.0.4"
-VICTIM, BULK, DNS_PEER = "82.30.0.1", "82.30.0.2", "82.30.0.3"
+VSCAN, VSCAN_SHORT, SWEEP, SWEEP_SHORT, SWEEP_VARIED = "80.10.0.1", "80.10.0.2", "80.10.0.3", "80.10.0.4", "80.10.0.5"
+BRUTE, BRUTE_WON, ADMIN, BRUTE_SHORT, DEPLOY = "81.20.0.1", "81.20.0.2", "81.20.0.3", "81.20.0.4", "81.20.0.5"
+VICTIM, BULK, DNS_PEER, BURST = "82.30.0.1", "82.30.0.2", "82.30.0.3", "82.30.0.4"
 MX = [f"83.40.{i}.25" for i in range(30)]
 USUAL, IRC, ALT = "84.50.0.1", "84.50.0.2", "84.50.0.3"
 DROP, BACKUP = "85.60.0.1", "85.60.0.2"
-C2, MONITOR, WEB, C2_NINE, C2_TWO = "86.70.0.1", "86.70.0.2", "86.70.0.3", "86.70.0.4", "86.70.0.5"
+C2, MONITOR, WEB = "86.70.0.1", "86.70.0.2", "86.70.0.3"
+C2_NINE, C2_TWO, METRICS = "86.70.0.4", "86.70.0.5", "86.70.0.6"
 DNS_RESOLVER = "1.0.0.1"
 
 
@@ -65,6 +66,11 @@ def _rows():
         r.append(flow(SWEEP, f"10.0.3.{i + 1}", 51000 + i, 23, action="REJECT", start=at(i)))
     for i in range(9):
         r.append(flow(SWEEP_SHORT, f"10.0.3.{i + 1}", 52000 + i, 23, action="REJECT", start=at(i)))
+    # SWEEP_VARIED reaches port 80 of the same ten, records of 1 packet (60 bytes) and 3 (3,000) in turn:
+    # sizes this unlike (coefficient of variation ~0.96, over sweep_max_size_cv 0.5) are no scanner's probes
+    for i in range(10):
+        packets, nbytes = (1, 60) if i % 2 else (3, 3_000)
+        r.append(flow(SWEEP_VARIED, f"10.0.3.{i + 1}", 53000 + i, 80, packets=packets, nbytes=nbytes, start=at(i)))
     # brute_force: BRUTE makes 20 accepted 3 kB SSH connections to 10.0.4.1 (MEDIUM); BRUTE_WON 25 to RDP
     # of 10.0.4.2, one of them a 2 MB session (HIGH: the median stays 2 kB); ADMIN 5 big SSH sessions
     # (not attempts); BRUTE_SHORT 19
@@ -77,6 +83,10 @@ def _rows():
         r.append(flow(ADMIN, "10.0.4.3", 32000 + i, 22, packets=4000, nbytes=5_000_000, start=at(60 * i), secs=1200))
     for i in range(19):
         r.append(flow(BRUTE_SHORT, "10.0.4.4", 33000 + i, 22, packets=12, nbytes=3_000, start=at(i)))
+    # DEPLOY makes 25 accepted SSH connections to 10.0.4.5 of 50 kB each (a deploy job copying files): as
+    # many as a brute force, but each far over brute_max_bytes (20 kB): logins that did work, not attempts
+    for i in range(25):
+        r.append(flow(DEPLOY, "10.0.4.5", 34000 + i, 22, packets=80, nbytes=50_000, start=at(2 * i), secs=20))
     # outbound_dos: 10.0.5.1 sends VICTIM:53 900,000 80-byte datagrams in 60 s (15,000/s: HIGH);
     # 10.0.5.2 sends BULK 900,000 1,400-byte packets in 60 s, every hour for 6 hours (a bulk upload, and at
     # its own baseline); 10.0.5.3 sends DNS_PEER:53 480,000 in 60 s (8,000/s: under 10,000)
@@ -86,6 +96,9 @@ def _rows():
             flow("10.0.5.2", BULK, 40002 + h, 443, packets=900_000, nbytes=1_260_000_000, start=at(60 * h), secs=60)
         )
     r.append(flow("10.0.5.3", DNS_PEER, 40003, 53, proto=17, packets=480_000, nbytes=38_400_000, start=at(5), secs=60))
+    # 10.0.5.4 sends BURST:53 300,000 80-byte datagrams in 10 s (30,000/s, but for 10 s: under
+    # dos_min_seconds' 60, a burst and not a flood)
+    r.append(flow("10.0.5.4", BURST, 40004, 53, proto=17, packets=300_000, nbytes=24_000_000, start=at(5), secs=10))
     # spam_bot: 10.0.6.1 sends SMTP to 25 mail servers (HIGH); 10.0.6.2 to 24
     for i in range(25):
         r.append(flow("10.0.6.1", MX[i], 45000 + i, 25, packets=20, nbytes=8_000, start=at(i)))
@@ -105,6 +118,13 @@ def _rows():
     r.append(
         flow("10.0.8.1", DROP, 48010, 443, records=30, packets=400_000, nbytes=500_000_000, start=at(303), secs=1500)
     )
+    # 10.0.8.2 uploads 200 MB to BACKUP in each of two hours, and nothing else: two active hours are fewer
+    # than volume_min_baseline_hours (3), too few to be its own baseline, so each hour is measured against
+    # every host's median hour and both are spikes: one finding (MEDIUM)
+    for h in (1, 2):
+        r.append(
+            flow("10.0.8.2", BACKUP, 48100 + h, 443, packets=150_000, nbytes=200_000_000, start=at(60 * h), secs=1800)
+        )
     # beaconing: 10.0.9.1 calls C2:443 every 60 s +-15 %, one call missed (HIGH); four hosts call
     # MONITOR:443 every 30 s exactly (a fleet-wide agent); 10.0.9.1 browses WEB at Poisson times
     rnd = random.Random(12)
@@ -127,6 +147,10 @@ def _rows():
                     start=at() + dt.timedelta(seconds=30 * i),
                 )
             )
+    # 10.0.9.9 sends METRICS 100 kB every 60 s exactly (a telemetry agent): regular, but far over
+    # beacon_max_mean_bytes (20 kB a flow): not a beacon
+    for i in range(40):
+        r.append(flow("10.0.9.9", METRICS, 34000 + i, 443, packets=90, nbytes=100_000, start=at(i), secs=1))
     # too few to call regular (beacon_min_flows is 10 calls): 10.0.9.6 calls C2_NINE 9 times exactly 60 s
     # apart (8 intervals, dispersion 0), 10.0.9.7 calls C2_TWO twice (one interval): small, as regular as
     # can be, and neither is a beacon
@@ -159,6 +183,7 @@ EXPECTED = {
     ("spam_bot", "10.0.6.1", None, 6, None, "HIGH"),
     ("unusual_port", "10.0.7.1", None, 6, 6667, "MEDIUM"),
     ("traffic_volume", "10.0.8.1", DROP, 6, 443, "MEDIUM"),
+    ("traffic_volume", "10.0.8.2", BACKUP, 6, 443, "MEDIUM"),
     ("beaconing", "10.0.9.1", C2, 6, 443, "HIGH"),
 }
 
